@@ -115,14 +115,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child get SIGKILL when its parent dies (Linux only)."""
+    if sys.platform != "linux":
+        return None
     try:
         import ctypes
 
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    except Exception:  # never keep the process from starting
-        pass
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    kill = int(signal.SIGKILL)
+
+    def preexec() -> None:  # between fork and exec: no imports, no allocation-heavy work
+        prctl(1, kill, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+    return preexec
+
+
+_PREEXEC = _pdeathsig_preexec()
 
 
 def tail(path: Path, lines: int = 40) -> str:
@@ -148,7 +159,7 @@ class ManagedProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                preexec_fn=_PREEXEC,
             )
         self.pid = self.popen.pid
 
