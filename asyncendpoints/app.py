@@ -66,9 +66,7 @@ class AsyncEndpoints:
         def register(handler: F) -> F:
             job_name = name or handler.__name__.replace("_", "-")
             if not NAME_PATTERN.fullmatch(job_name):
-                raise ConfigurationError(
-                    f"job name {job_name!r} must match {NAME_PATTERN.pattern}"
-                )
+                raise ConfigurationError(f"job name {job_name!r} must match {NAME_PATTERN.pattern}")
             if job_name in self.endpoints:
                 raise ConfigurationError(f"job name {job_name!r} is declared twice")
             if max_retries is not None and max_retries < 0:

@@ -79,7 +79,9 @@ class Endpoint:
         except Exception as exc:  # pydantic raises several types here
             raise PayloadError(f"result of {self.name!r} is not serializable: {exc}") from exc
 
-    async def run(self, payload: JSONBytes, ctx: JobContext, executor: Executor | None) -> JSONBytes:
+    async def run(
+        self, payload: JSONBytes, ctx: JobContext, executor: Executor | None
+    ) -> JSONBytes:
         """Decode the payload, call the handler, encode its result."""
         kwargs: dict[str, Any] = {}
         if self.body_param is not None:

@@ -73,9 +73,7 @@ class HttpContext:
     query_params: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> JSONBytes:
-        return orjson.dumps(
-            {"h": self.headers, "r": self.route_params, "q": self.query_params}
-        )
+        return orjson.dumps({"h": self.headers, "r": self.route_params, "q": self.query_params})
 
     @classmethod
     def from_json(cls, data: bytes | str | None) -> HttpContext:

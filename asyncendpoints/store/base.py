@@ -52,7 +52,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from asyncendpoints.job import Claim, Job, JobError, JobStatus, Lease, NewJob, QueueStats, WorkerInfo
+from asyncendpoints.job import (
+    Claim,
+    Job,
+    JobError,
+    JobStatus,
+    Lease,
+    NewJob,
+    QueueStats,
+    WorkerInfo,
+)
 from asyncendpoints.types import JobId, JobName, JSONBytes, WorkerId
 
 
@@ -109,7 +118,9 @@ class JobStore(Protocol):
 
     async def complete_many(self, items: Sequence[tuple[Lease, JSONBytes]]) -> list[bool]: ...
 
-    async def fail(self, lease: Lease, error: JobError, *, retry_delay: float | None) -> JobStatus: ...
+    async def fail(
+        self, lease: Lease, error: JobError, *, retry_delay: float | None
+    ) -> JobStatus: ...
 
     async def release(self, leases: Sequence[Lease]) -> int: ...
 
@@ -123,7 +134,9 @@ class JobStore(Protocol):
 
     async def recover_expired(self, names: Sequence[JobName]) -> list[JobId]: ...
 
-    async def recover_worker(self, worker_id: WorkerId, names: Sequence[JobName]) -> list[JobId]: ...
+    async def recover_worker(
+        self, worker_id: WorkerId, names: Sequence[JobName]
+    ) -> list[JobId]: ...
 
     async def stats(self, name: JobName) -> QueueStats: ...
 

@@ -57,7 +57,7 @@ F_UPDATED = "ua"
 F_RESULT = "res"
 F_ERROR = "err"
 F_WORKER = "w"
-F_TOKEN = "k"
+F_TOKEN = "k"  # noqa: S105 (the fencing token field, not a password)
 F_PROGRESS = "pg"
 F_PROGRESS_MESSAGE = "pm"
 

@@ -85,9 +85,13 @@ class InMemoryJobStore:
         while self._expiry and self._expiry[0][0] <= now:
             _, job_id = heapq.heappop(self._expiry)
             job = self._jobs.get(job_id)
-            if job is not None and job.status.finished and job.completed_at is not None:
-                if job.completed_at + self.retention_seconds <= now:
-                    del self._jobs[job_id]
+            if (
+                job is not None
+                and job.status.finished
+                and job.completed_at is not None
+                and job.completed_at + self.retention_seconds <= now
+            ):
+                del self._jobs[job_id]
         for key, (_, until) in list(self._idempotency.items()):
             if until <= now:
                 del self._idempotency[key]
