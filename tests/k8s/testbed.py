@@ -64,8 +64,12 @@ def find_binaries(
     if not SCRIPT.is_file():
         raise K8sTestbedError(f"{SCRIPT} is missing")
     cmd = [sys.executable, str(SCRIPT)] + ([] if build else ["--check"])
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a group of its own, so that a timeout or Ctrl-C also ends the go builds it runs
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     lines: list[str] = []
+    timed_out = threading.Event()
 
     def pump() -> None:
         assert proc.stderr is not None
@@ -74,25 +78,41 @@ def find_binaries(
             if on_line is not None:
                 on_line(line.rstrip("\n"))
 
+    def kill() -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+    def expire() -> None:
+        timed_out.set()
+        kill()
+
     reader = threading.Thread(target=pump, daemon=True)
+    timer = threading.Timer(timeout, expire)
     reader.start()
+    timer.start()
     try:
         assert proc.stdout is not None
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
-        raise K8sTestbedError(
-            f"scripts/k8s-testbed did not finish within {timeout:.0f} s:\n" + "\n".join(lines[-30:])
-        ) from None
+        out = proc.stdout.read()
+        proc.wait()
+    except BaseException:
+        kill()
+        proc.wait()
+        raise
     finally:
+        timer.cancel()
         reader.join(timeout=5)
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+    if timed_out.is_set():
+        raise K8sTestbedError(
+            f"scripts/k8s-testbed did not finish within {timeout:.0f} s:\n" + "\n".join(lines[-30:])
+        )
     if proc.returncode != 0:
-        errors = [ln for ln in lines if "ERROR" in ln] or lines[-30:]
-        raise K8sTestbedError("\n".join(errors) or f"scripts/k8s-testbed exited {proc.returncode}")
+        first = next((i for i, ln in enumerate(lines) if "ERROR:" in ln), max(len(lines) - 30, 0))
+        raise K8sTestbedError(
+            "\n".join(lines[first:]) or f"scripts/k8s-testbed exited {proc.returncode}"
+        )
     folder = Path(out.strip().splitlines()[-1])
     for name in CONTROL_PLANE_BINARIES:
         if not (folder / name).is_file():
@@ -217,9 +237,15 @@ class _Pki:
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
                 x509.KeyUsage(
-                    digital_signature=True, content_commitment=False, key_encipherment=False,
-                    data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                    crl_sign=True, encipher_only=False, decipher_only=False,
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
                 ),
                 critical=True,
             )
@@ -320,7 +346,10 @@ def write_kubeconfig(
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [
-            {"name": name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_file)}}
+            {
+                "name": name,
+                "cluster": {"server": server, "certificate-authority-data": _b64(ca_file)},
+            }
         ],
         "users": [{"name": name, "user": user}],
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
@@ -381,6 +410,13 @@ class ControlPlane:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def running(self) -> bool:
+        """etcd and kube-apiserver are both up."""
+        return all(
+            name in self.processes and self.processes[name].alive()
+            for name in ("etcd", "kube-apiserver")
+        )
+
     @property
     def pids(self) -> dict[str, int]:
         return {name: proc.pid for name, proc in self.processes.items()}
@@ -420,8 +456,11 @@ class ControlPlane:
                 if proc is not None:
                     proc.stop()
             _LIVE.discard(self)
-            if self._own_workdir and os.environ.get("ASYNCENDPOINTS_KEEP_K8S_TESTBED") != "1":
-                shutil.rmtree(self.workdir, ignore_errors=True)
+            if os.environ.get("ASYNCENDPOINTS_KEEP_K8S_TESTBED") == "1":
+                return
+            # a work folder we made goes entirely; a given one keeps its logs and certificates
+            doomed = self.workdir if self._own_workdir else self.workdir / "etcd-data"
+            shutil.rmtree(doomed, ignore_errors=True)
 
     # -- pieces
     def _make_pki(self) -> None:
@@ -444,7 +483,9 @@ class ControlPlane:
         self.kcm_client = pki.issue("kube-controller-manager", "system:kube-controller-manager")
         self.sa_key, self.sa_pub = pki.service_account_keys()
         tokens = self.workdir / "pki" / "tokens.csv"
-        tokens.write_text(f'{self.admin_token},asyncendpoints-admin-token,admin-token,"system:masters"\n')
+        tokens.write_text(
+            f'{self.admin_token},asyncendpoints-admin-token,admin-token,"system:masters"\n'
+        )
         tokens.chmod(0o600)
         self.token_file = tokens
         self.pki = pki
@@ -457,7 +498,9 @@ class ControlPlane:
     def _fail(self, name: str, why: str) -> K8sTestbedError:
         proc = self.processes.get(name)
         log = proc.log_tail() if proc else "(not started)"
-        return K8sTestbedError(f"{name} {why}; the end of its log ({self.workdir / name}.log):\n{log}")
+        return K8sTestbedError(
+            f"{name} {why}; the end of its log ({self.workdir / name}.log):\n{log}"
+        )
 
     def _start_etcd(self, timeout: float) -> None:
         for _attempt in range(3):
@@ -500,7 +543,7 @@ class ControlPlane:
             f"--tls-private-key-file={key}",
             f"--client-ca-file={self.ca_file}",
             f"--token-auth-file={self.token_file}",
-            f"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-account-key-file={self.sa_pub}",
             f"--service-account-signing-key-file={self.sa_key}",
             f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
@@ -528,7 +571,9 @@ class ControlPlane:
                 )
                 return
             if "address already in use" not in proc.log_tail():
-                raise self._fail("kube-apiserver", f"was not ready (/readyz) within {timeout:.0f} s")
+                raise self._fail(
+                    "kube-apiserver", f"was not ready (/readyz) within {timeout:.0f} s"
+                )
             proc.stop()
         raise self._fail("kube-apiserver", "found no free port in 3 tries")
 
@@ -635,6 +680,42 @@ class ControlPlane:
                 return True
             time.sleep(0.25)
         return False
+
+
+class _Shared:
+    plane: ControlPlane | None = None
+    users = 0
+    lock = threading.Lock()
+
+
+def acquire_shared_control_plane(bindir: Path, workdir: Callable[[], Path]) -> ControlPlane:
+    """The process's one shared control plane, started on first use.
+
+    Several conftests may re-export the session fixtures (a fixture is seen only below its
+    conftest), which makes one fixture instance per folder: they all share this plane, which
+    stops when the last of them calls :func:`release_shared_control_plane`.
+    """
+    with _Shared.lock:
+        plane = _Shared.plane
+        if plane is None or not plane.running():
+            if plane is not None:
+                plane.stop()
+            plane = ControlPlane(bindir, workdir())
+            plane.start()
+            _Shared.plane = plane
+        _Shared.users += 1
+        return plane
+
+
+def release_shared_control_plane(plane: ControlPlane) -> None:
+    with _Shared.lock:
+        if _Shared.plane is not plane:  # replaced after a crash: this one is done
+            plane.stop()
+            return
+        _Shared.users -= 1
+        if _Shared.users <= 0:
+            _Shared.plane, _Shared.users = None, 0
+            plane.stop()
 
 
 @contextlib.contextmanager
