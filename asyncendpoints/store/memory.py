@@ -104,7 +104,12 @@ class InMemoryJobStore:
 
     def _current(self, lease: Lease) -> Job | None:
         job = self._jobs.get(lease.job_id)
-        if job is None or job.status is not JobStatus.IN_PROGRESS or job.token != lease.token:
+        if (
+            job is None
+            or job.status is not JobStatus.IN_PROGRESS
+            or job.token != lease.token
+            or job.name != lease.name
+        ):
             return None
         return job
 
@@ -116,7 +121,7 @@ class InMemoryJobStore:
         self._names.update(names)
 
     async def names(self) -> list[JobName]:
-        return sorted(self._names | set(self._queues))
+        return sorted(self._names)
 
     # --- create / read -----------------------------------------------------------------
     async def create(
@@ -217,13 +222,16 @@ class InMemoryJobStore:
         if any(self._queue(name).queued for name in names):
             return True
         due = [at for name in names for at in self._queue(name).scheduled.values()]
-        if due:
-            timeout = max(0.0, min(timeout, min(due) - now))
+        until_due = min(due) - now if due else None
+        if until_due is not None and until_due <= timeout:
+            timeout, woken_by_due = max(0.0, until_due), True
+        else:
+            woken_by_due = False
         self._work.clear()
         try:
             await asyncio.wait_for(self._work.wait(), timeout)
         except TimeoutError:
-            return False
+            return woken_by_due  # a Scheduled job fell due: that is work too
         return True
 
     async def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> list[Lease]:

@@ -1,0 +1,141 @@
+"""Job hash <-> :class:`Job`, and lease members: how the Redis store encodes them.
+
+The field names are those of :mod:`asyncendpoints.store.keys`. Absent or empty fields
+decode to the model's default (``None``, ``0``); timestamps are seconds as text.
+A Completed job shows no error (an earlier attempt's error stays in the hash).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from asyncendpoints.job import (
+    HttpContext,
+    Job,
+    JobError,
+    JobStatus,
+    Lease,
+    NewJob,
+    name_tag,
+    tag_of,
+    valid_job_id,
+)
+from asyncendpoints.store import keys as k
+from asyncendpoints.types import JobName
+
+ArgT = bytes | str | int | float
+
+NEW_JOB_ARGS = 6
+"""Values per job that :func:`new_job_args` gives the CREATE script."""
+
+
+def fields(flat: Sequence[bytes]) -> dict[str, bytes]:
+    """A flat HGETALL reply (field, value, field, value, ...) as a dict."""
+    it = iter(flat)
+    return {key.decode(): value for key, value in zip(it, it, strict=True)}
+
+
+def _text(value: bytes | None) -> str | None:
+    return value.decode() if value else None
+
+
+def _float(value: bytes | None) -> float | None:
+    return float(value) if value else None
+
+
+def job_from_fields(f: dict[str, bytes]) -> Job:
+    """The job a hash holds (``f`` from :func:`fields`)."""
+    status = JobStatus(f[k.F_STATUS].decode())
+    return Job(
+        id=f[k.F_ID].decode(),
+        name=f[k.F_NAME].decode(),
+        status=status,
+        payload=f.get(k.F_PAYLOAD, b""),
+        created_at=float(f[k.F_CREATED]),
+        last_updated_at=float(f[k.F_UPDATED]),
+        retry_count=int(f.get(k.F_RETRY) or 0),
+        max_retries=int(f.get(k.F_MAX_RETRIES) or 0),
+        timeout=_float(f.get(k.F_TIMEOUT)),
+        retry_delay_until=_float(f.get(k.F_DELAY_UNTIL)),
+        started_at=_float(f.get(k.F_STARTED)),
+        completed_at=_float(f.get(k.F_COMPLETED)),
+        result=f.get(k.F_RESULT),
+        error=None if status is JobStatus.COMPLETED else JobError.from_json(f.get(k.F_ERROR)),
+        worker_id=_text(f.get(k.F_WORKER)),
+        token=int(f.get(k.F_TOKEN) or 0),
+        context=HttpContext.from_json(f.get(k.F_CONTEXT)),
+        tenant=_text(f.get(k.F_TENANT)),
+        progress=_float(f.get(k.F_PROGRESS)),
+        progress_message=_text(f.get(k.F_PROGRESS_MESSAGE)),
+    )
+
+
+def decode_job(flat: Sequence[bytes]) -> Job:
+    return job_from_fields(fields(flat))
+
+
+def new_job_args(job: NewJob) -> list[ArgT]:
+    """id, payload, context, tenant, max retries, timeout (``""`` for none)."""
+    ctx = job.context
+    context: ArgT = ctx.to_json() if ctx.headers or ctx.route_params or ctx.query_params else ""
+    timeout: ArgT = "" if job.timeout is None else repr(float(job.timeout))
+    return [job.id, job.payload, context, job.tenant or "", job.max_retries, timeout]
+
+
+def job_from_new(job: NewJob, now: float) -> Job:
+    """The job CREATE stored for ``job`` at ``now`` (Redis' clock)."""
+    return Job(
+        id=job.id,
+        name=job.name,
+        status=JobStatus.QUEUED,
+        payload=job.payload,
+        created_at=now,
+        last_updated_at=now,
+        max_retries=job.max_retries,
+        timeout=job.timeout,
+        context=job.context,
+        tenant=job.tenant or None,
+    )
+
+
+# --- leases ----------------------------------------------------------------------------
+Item = TypeVar("Item")
+
+
+def lease_member(lease: Lease) -> str:
+    """A lease in the ``leases`` zset: ``<id>:<token>`` (present while the token is current)."""
+    return f"{lease.job_id}:{lease.token}"
+
+
+def plausible(lease: Lease) -> bool:
+    """Whether a lease can be current at all: a well-formed id of its name's hash slot."""
+    return valid_job_id(lease.job_id) and tag_of(lease.job_id) == name_tag(lease.name)
+
+
+def by_name(
+    items: Sequence[tuple[Lease, Item]], chunk: int
+) -> list[tuple[JobName, list[tuple[int, Lease, Item]]]]:
+    """Plausible leases' items grouped by name in chunks, with their input positions."""
+    groups: dict[JobName, list[tuple[int, Lease, Item]]] = {}
+    for i, (lease, extra) in enumerate(items):
+        if plausible(lease):
+            groups.setdefault(lease.name, []).append((i, lease, extra))
+    return [
+        (name, group[at : at + chunk])
+        for name, group in groups.items()
+        for at in range(0, len(group), chunk)
+    ]
+
+
+__all__ = [
+    "NEW_JOB_ARGS",
+    "by_name",
+    "decode_job",
+    "fields",
+    "job_from_fields",
+    "job_from_new",
+    "lease_member",
+    "new_job_args",
+    "plausible",
+]
