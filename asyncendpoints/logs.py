@@ -15,7 +15,11 @@ import orjson
 
 from asyncendpoints.settings import Settings
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "color_message",  # uvicorn's ANSI copy of the message
+}
 
 
 def _extras(record: logging.LogRecord) -> dict[str, Any]:
