@@ -48,7 +48,15 @@ def _run_dev(args: argparse.Namespace) -> int:
     return int(api.extras["serve_app"](args.app, embedded=[worker.extras["embedded"]]))
 
 
-def build_parser() -> argparse.ArgumentParser:
+SERVICE_HELP = {
+    "api": "serve the HTTP API against Redis",
+    "worker": "run jobs from Redis",
+    "controller": "run the Kubernetes operator for AsyncWorkerPool resources",
+}
+"""Help of the services in the command list, so listing them imports none."""
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asyncendpoints",
         description="Long HTTP requests as jobs: 202 Accepted, a status URL, workers.",
@@ -57,7 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help=DEV_HELP, description=DEV_HELP)
     _add_dev_arguments(dev)
     dev.set_defaults(run=_run_dev)
+    chosen = _chosen_command(argv)
     for name in available_services():
+        if name != chosen:  # load only the service that runs (kopf is slow to import)
+            commands.add_parser(name, help=SERVICE_HELP.get(name, f"the {name} service"))
+            continue
         service = load_service(name)
         sub = commands.add_parser(name, help=service.help, description=service.help)
         service.add_arguments(sub)
@@ -65,9 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen_command(argv: Sequence[str] | None) -> str | None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    return next((arg for arg in args if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.path.insert(0, os.getcwd())  # `asyncendpoints dev examples.reports:app` from a checkout
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))

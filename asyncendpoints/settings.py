@@ -75,10 +75,14 @@ class Settings(BaseSettings):
         default_factory=list, description="Job names this worker serves (empty: all)."
     )
     concurrency: int = Field(
-        default_factory=lambda: max(4, 4 * (os.cpu_count() or 1)),
+        default_factory=lambda: 50 * (os.cpu_count() or 1),
         ge=1,
         le=10_000,
-        description="Jobs a worker runs at once (default: 4 per CPU, at least 4).",
+        description=(
+            "Jobs a worker runs at once (default: 50 per CPU; async handlers mostly wait"
+            " on I/O, sync ones are bounded by sync_threads too). Lower it for CPU-heavy"
+            " async handlers."
+        ),
     )
     batch_size: int = Field(default=100, ge=1, le=1000, description="Jobs claimed per round trip.")
     lease_seconds: float = Field(default=30.0, ge=1, description="Lease on a claimed job.")
@@ -110,7 +114,6 @@ class Settings(BaseSettings):
     controller_namespace: str | None = Field(
         default=None, description="Watch one namespace (None: all namespaces)."
     )
-    controller_priority: int = Field(default=0, description="kopf peering priority.")
     controller_metrics_port: int = Field(default=8082, ge=0, le=65535)
 
     # --- logs --------------------------------------------------------------------------

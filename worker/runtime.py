@@ -363,10 +363,19 @@ class Worker:
                 log.info("store reachable again: claiming")
                 delay = 0.0
             if claimed < count and not self._stopping:
-                # Every queue came up short: block until work arrives.
+                # Every queue came up short: block until work arrives, and claim it in
+                # the same round trip (the store pipelines the claim behind the wait).
                 self._cancellable = True
                 try:
-                    await self._store.wait_for_work(self.names, self.idle_wait_seconds)
+                    claims = await self._store.wait_and_claim(
+                        self.worker_id,
+                        self.names,
+                        count=max(1, concurrency - len(tasks)),
+                        lease_seconds=self.lease_seconds,
+                        timeout=self.idle_wait_seconds,
+                    )
+                    for claim in claims:
+                        runner.launch(claim)
                 except asyncio.CancelledError:
                     if self._stopping:
                         return

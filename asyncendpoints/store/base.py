@@ -21,6 +21,8 @@ Semantics every implementation keeps (the conformance suite in
   names may be claimable or ``timeout`` passes; True when woken by work. Spurious
   wake-ups are allowed; a missed wake-up is not (a job created while a waiter blocks
   wakes it). Also returns when a Scheduled job of those names falls due.
+* ``wait_and_claim``: ``wait_for_work`` and ``claim`` as one step (Redis pipelines the
+  claim behind the blocking wait, so a woken worker holds its jobs at once).
 * ``heartbeat``: extends the leases still current to ``lease_seconds`` from now and
   returns the leases that are not current any more (canceled, recovered, released),
   so the worker can stop those jobs.
@@ -111,6 +113,19 @@ class JobStore(Protocol):
     ) -> list[Claim]: ...
 
     async def wait_for_work(self, names: Sequence[JobName], timeout: float) -> bool: ...
+
+    async def wait_and_claim(
+        self,
+        worker_id: WorkerId,
+        names: Sequence[JobName],
+        *,
+        count: int,
+        lease_seconds: float,
+        timeout: float,
+    ) -> list[Claim]:
+        """``wait_for_work`` then ``claim``, with no round trip between the wake-up and
+        the claim on Redis (an idle worker's path). May return fewer than ``count`` even
+        when more is queued (the caller claims again); never more."""
 
     async def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> list[Lease]: ...
 

@@ -234,6 +234,18 @@ class InMemoryJobStore:
             return woken_by_due  # a Scheduled job fell due: that is work too
         return True
 
+    async def wait_and_claim(
+        self,
+        worker_id: WorkerId,
+        names: Sequence[JobName],
+        *,
+        count: int,
+        lease_seconds: float,
+        timeout: float,
+    ) -> list[Claim]:
+        await self.wait_for_work(names, timeout)
+        return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
+
     async def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> list[Lease]:
         now = self._clock()
         lost: list[Lease] = []

@@ -17,18 +17,16 @@ job (``INFO commandstats``, batches' fixed costs amortized; tests/core/store).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import math
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.commands.core import AsyncScript
 
 from asyncendpoints.errors import (
     ConfigurationError,
@@ -36,7 +34,6 @@ from asyncendpoints.errors import (
     JobNotFoundError,
     QueueFullError,
     StaleLeaseError,
-    StoreUnavailableError,
 )
 from asyncendpoints.job import (
     Claim,
@@ -65,45 +62,12 @@ from asyncendpoints.store.codec import (
     plausible,
 )
 from asyncendpoints.store.keys import KeySpace
+from asyncendpoints.store.redis_io import Call, blocking_replies, guard, ms, run_scripts
 from asyncendpoints.types import JobId, JobName, JSONBytes, WorkerId
 
-P = ParamSpec("P")
-R = TypeVar("R")
-Call = tuple[AsyncScript, list[str], list[Any]]
 CHUNK = scripts.CHUNK
-
-UNAVAILABLE: tuple[type[Exception], ...] = (
-    rex.ConnectionError,  # also BusyLoadingError (LOADING), MaxConnectionsError
-    rex.TimeoutError,
-    rex.ReadOnlyError,  # a failover demoted our primary
-    rex.ClusterDownError,  # also MasterDownError
-    rex.TryAgainError,
-    rex.OutOfMemoryError,
-    OSError,
-)
 WORKER_GC_SECONDS = 3600.0
 """Entries of the workers zset this long past their expiry are dropped."""
-
-
-def _guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Turn redis-py's errors of reachability into :class:`StoreUnavailableError`."""
-
-    @functools.wraps(fn)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(*args, **kwargs)
-        except UNAVAILABLE as exc:
-            raise StoreUnavailableError(f"Redis is unavailable: {exc}") from exc
-        except rex.ResponseError as exc:
-            if str(exc).startswith("BUSY"):  # another client's script runs too long
-                raise StoreUnavailableError(f"Redis is busy: {exc}") from exc
-            raise
-
-    return wrapper
-
-
-def _ms(seconds: float) -> int:
-    return max(1, int(seconds * 1000))
 
 
 class RedisJobStore:
@@ -161,39 +125,30 @@ class RedisJobStore:
         )
 
     # --- connection ------------------------------------------------------------------
-    @_guard
+    @guard
     async def open(self) -> None:
         if not self._opened:
-            pipe = self._client.pipeline(transaction=False)
-            for text in scripts.ALL.values():
-                pipe.script_load(text)
-            await pipe.execute()
+            await self.open_scripts()
             self._opened = True
+
+    async def open_scripts(self) -> None:
+        """Load every script (again: a restarted Redis forgets them)."""
+        pipe = self._client.pipeline(transaction=False)
+        for text in scripts.ALL.values():
+            pipe.script_load(text)
+        await pipe.execute()
 
     async def close(self) -> None:
         if self._owned and not self._closed:
             self._closed = True
             await self._client.aclose()
 
-    @_guard
+    @guard
     async def ping(self) -> None:
         await self._client.ping()
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        """Script calls in one round trip (EVALSHA; on NOSCRIPT the script is loaded)."""
-        if len(calls) <= 1:
-            return [await script(keys=keys, args=args) for script, keys, args in calls]
-        pipe = self._client.pipeline(transaction=False)
-        for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        replies: list[Any] = await pipe.execute(raise_on_error=False)
-        for i, reply in enumerate(replies):
-            if isinstance(reply, rex.NoScriptError):
-                script, keys, args = calls[i]
-                replies[i] = await script(keys=keys, args=args)
-            elif isinstance(reply, Exception):
-                raise reply
-        return replies
+        return await run_scripts(self._client, calls)
 
     async def _per_name(
         self, names: Sequence[JobName], call: Callable[[JobName], Call]
@@ -201,12 +156,12 @@ class RedisJobStore:
         return await self._run([call(name) for name in names])
 
     # --- names -----------------------------------------------------------------------
-    @_guard
+    @guard
     async def register_names(self, names: Sequence[JobName]) -> None:
         if names:
             await self._client.execute_command("SADD", self.keys.names, *names)
 
-    @_guard
+    @guard
     async def names(self) -> list[JobName]:
         members = await self._client.execute_command("SMEMBERS", self.keys.names)
         return sorted(m.decode() for m in members)
@@ -230,9 +185,9 @@ class RedisJobStore:
 
     @property
     def _retention(self) -> int:
-        return _ms(self.retention_seconds)
+        return ms(self.retention_seconds)
 
-    @_guard
+    @guard
     async def create(
         self,
         job: NewJob,
@@ -250,7 +205,7 @@ class RedisJobStore:
             raise QueueFullError(job.name, max_queue_size or 0)
         return decode_job(reply[1]) if reply[0] == b"dup" else job_from_new(job, now)
 
-    @_guard
+    @guard
     async def create_many(
         self, jobs: Sequence[NewJob], *, max_queue_size: int | None = None
     ) -> list[Job]:
@@ -275,7 +230,7 @@ class RedisJobStore:
                 raise QueueFullError(name, max_queue_size or 0)
         return [job_from_new(job, now) for job in jobs]
 
-    @_guard
+    @guard
     async def get(self, job_id: JobId) -> Job:
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)  # no Redis call for a malformed id
@@ -285,7 +240,7 @@ class RedisJobStore:
         return job_from_fields({key.decode(): value for key, value in raw.items()})
 
     # --- claiming ----------------------------------------------------------------------
-    @_guard
+    @guard
     async def claim(
         self,
         worker_id: WorkerId,
@@ -298,30 +253,100 @@ class RedisJobStore:
             return []
         self._turn = turn = (self._turn + 1) % len(names)  # no name starves the others
         claims: list[Claim] = []
-        wid, ks = worker_id.encode(), self.keys
+        wid = worker_id.encode()
         for name in [*names[turn:], *names[:turn]]:
-            keys = [ks.queue(name), ks.scheduled(name), ks.leases(name), ks.notify(name)]
-            keys += [ks.seq(name), ks.job_prefix(name)]
             while (want := min(count - len(claims), CHUNK)) > 0:
-                args: list[Any] = [worker_id, want, _ms(lease_seconds), CHUNK]
-                now, *got = await self._claim(keys=keys, args=args)
-                for token, flat in got:
-                    f = fields(flat)  # the hash before the claim, with the claim's writes:
-                    f.pop(k.F_PROGRESS, None)
-                    f.pop(k.F_PROGRESS_MESSAGE, None)
-                    f[k.F_STATUS] = JobStatus.IN_PROGRESS.value.encode()
-                    f[k.F_WORKER], f[k.F_TOKEN] = wid, str(token).encode()
-                    f[k.F_STARTED] = f[k.F_UPDATED] = now
-                    job = job_from_fields(f)
-                    claims.append(Claim(job, Lease(job.id, name, token, worker_id)))
+                keys, args = self._claim_call(worker_id, name, want, lease_seconds)
+                got = self._claims(name, wid, await self._claim(keys=keys, args=args))
+                claims += got
                 if len(got) < want:
                     break
         return claims
 
-    @_guard
+    def _claim_call(
+        self, worker_id: WorkerId, name: JobName, count: int, lease_seconds: float
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one CLAIM script call."""
+        ks = self.keys
+        keys = [ks.queue(name), ks.scheduled(name), ks.leases(name), ks.notify(name)]
+        keys += [ks.seq(name), ks.job_prefix(name)]
+        return keys, [worker_id, count, ms(lease_seconds), CHUNK]
+
+    @staticmethod
+    def _claims(name: JobName, wid: bytes, reply: list[Any]) -> list[Claim]:
+        """The claims in a CLAIM script's reply: ``{now, {token, hash before}, ...}``."""
+        now, *got = reply
+        worker_id = wid.decode()
+        claims: list[Claim] = []
+        for token, flat in got:
+            f = fields(flat)  # the hash before the claim, with the claim's writes:
+            f.pop(k.F_PROGRESS, None)
+            f.pop(k.F_PROGRESS_MESSAGE, None)
+            f[k.F_STATUS] = JobStatus.IN_PROGRESS.value.encode()
+            f[k.F_WORKER], f[k.F_TOKEN] = wid, str(token).encode()
+            f[k.F_STARTED] = f[k.F_UPDATED] = now
+            job = job_from_fields(f)
+            claims.append(Claim(job, Lease(job.id, name, token, worker_id)))
+        return claims
+
+    @guard
+    async def wait_and_claim(
+        self,
+        worker_id: WorkerId,
+        names: Sequence[JobName],
+        *,
+        count: int,
+        lease_seconds: float,
+        timeout: float,
+    ) -> list[Claim]:
+        """Block until work may be there, then claim, in ONE round trip after the wake-up.
+
+        The CLAIM scripts are pipelined behind the BLPOP on the same connection, so Redis
+        runs them the moment the BLPOP returns: a submit reaches an idle worker's handler
+        after one wake-up, not a wake-up and a claim. Each name claims at most
+        ``count // len(names)`` (at least 1), so the total never exceeds ``count``.
+        """
+        if count <= 0 or not names:
+            return []
+        block = min(timeout, await self._until_work(names))
+        if block <= 0:
+            return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
+        share = max(1, min(CHUNK, count // len(names)))
+        calls = [(name, self._claim_call(worker_id, name, share, lease_seconds)) for name in names]
+        commands: list[tuple[Any, ...]] = [
+            ("BLPOP", *(self.keys.notify(name) for name in names), f"{block:.3f}")
+        ]
+        commands += [("EVALSHA", self._claim.sha, len(ks), *ks, *av) for _, (ks, av) in calls]
+        try:
+            _, *replies = await blocking_replies(
+                self._client, commands, block=block, timeout=self._timeout
+            )
+        except rex.NoScriptError:  # Redis restarted and lost the scripts: load, claim again
+            await self.open_scripts()
+            return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
+        wid = worker_id.encode()
+        return [
+            c
+            for (name, _), reply in zip(calls, replies, strict=True)
+            for c in self._claims(name, wid, reply)
+        ]
+
+    @guard
     async def wait_for_work(self, names: Sequence[JobName], timeout: float) -> bool:
         if not names:
             return False
+        until_due = await self._until_work(names)
+        if until_due <= 0:
+            return True  # queued already, or a Scheduled job is due (a claim promotes it)
+        if timeout <= 0:
+            return False
+        block = min(timeout, until_due)
+        woken = await self._blpop([self.keys.notify(name) for name in names], block)
+        return woken or until_due <= timeout  # else: a Scheduled job fell due
+
+    async def _until_work(self, names: Sequence[JobName]) -> float:
+        """Seconds until a job of ``names`` is claimable: 0 when one is queued (or a
+        Scheduled one is due), infinity when nothing is queued or scheduled."""
         pipe = self._client.pipeline(transaction=False)
         pipe.time()
         for name in names:
@@ -329,36 +354,24 @@ class RedisJobStore:
             pipe.zrange(self.keys.scheduled(name), 0, 0, withscores=True)
         (sec, usec), *rest = await pipe.execute()
         if any(rest[0::2]):
-            return True  # something is queued already
+            return 0.0
         due = [first[0][1] for first in rest[1::2] if first]
-        until_due = (min(due) - (sec * 1000 + usec / 1000)) / 1000 if due else math.inf
-        if until_due <= 0:
-            return True  # a Scheduled job is due: the next claim promotes it
-        if timeout <= 0:
-            return False
-        block = min(timeout, until_due)
-        woken = await self._blpop([self.keys.notify(name) for name in names], block)
-        return woken or until_due <= timeout  # else: a Scheduled job fell due
+        if not due:
+            return math.inf
+        return max(0.0, float(min(due) - (sec * 1000 + usec / 1000)) / 1000)
 
     async def _blpop(self, keys: list[str], block: float) -> bool:
-        """BLPOP on a pooled connection of its own, read with a timeout above the block."""
-        pool = self._client.connection_pool
-        conn = await pool.get_connection()
-        try:
-            await conn.send_command("BLPOP", *keys, f"{max(block, 0.001):.3f}")
-            reply = await conn.read_response(timeout=block + self._timeout)
-        except BaseException:
-            await conn.disconnect()  # its reply may still come: never reuse it
-            raise
-        finally:
-            await pool.release(conn)
+        command = ("BLPOP", *keys, f"{max(block, 0.001):.3f}")
+        [reply] = await blocking_replies(
+            self._client, [command], block=block, timeout=self._timeout
+        )
         return reply is not None
 
-    @_guard
+    @guard
     async def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> list[Lease]:
         groups = by_name([(lease, None) for lease in leases], CHUNK)
         calls: list[Call] = [
-            (self._heartbeat, [self.keys.leases(name)], [_ms(lease_seconds)]) for name, _ in groups
+            (self._heartbeat, [self.keys.leases(name)], [ms(lease_seconds)]) for name, _ in groups
         ]
         for (_, group), (_, _, args) in zip(groups, calls, strict=True):
             args += [lease_member(lease) for _, lease, _ in group]
@@ -368,12 +381,12 @@ class RedisJobStore:
         return [leases[i] for i in sorted(lost)]
 
     # --- finishing -----------------------------------------------------------------------
-    @_guard
+    @guard
     async def complete(self, lease: Lease, result: JSONBytes) -> None:
         if not (await self.complete_many([(lease, result)]))[0]:
             raise StaleLeaseError(lease.job_id, lease.token)
 
-    @_guard
+    @guard
     async def complete_many(self, items: Sequence[tuple[Lease, JSONBytes]]) -> list[bool]:
         done = [False] * len(items)
         groups = by_name(items, CHUNK)
@@ -388,7 +401,7 @@ class RedisJobStore:
                 done[i] = ok == 1
         return done
 
-    @_guard
+    @guard
     async def fail(self, lease: Lease, error: JobError, *, retry_delay: float | None) -> JobStatus:
         if not plausible(lease):
             raise StaleLeaseError(lease.job_id, lease.token)
@@ -401,7 +414,7 @@ class RedisJobStore:
             raise StaleLeaseError(lease.job_id, lease.token)
         return JobStatus(reply.decode())
 
-    @_guard
+    @guard
     async def release(self, leases: Sequence[Lease]) -> int:
         calls: list[Call] = []
         for name, group in by_name([(lease, None) for lease in leases], CHUNK):
@@ -411,7 +424,7 @@ class RedisJobStore:
             calls.append((self._release, keys, args))
         return sum(await self._run(calls))
 
-    @_guard
+    @guard
     async def cancel(self, job_id: JobId) -> Job:
         if not valid_job_id(job_id):
             raise JobNotFoundError(job_id)
@@ -428,7 +441,7 @@ class RedisJobStore:
             raise InvalidTransitionError(job_id, reply[1].decode(), JobStatus.CANCELED.value)
         return decode_job(reply[1])
 
-    @_guard
+    @guard
     async def report_progress(self, lease: Lease, fraction: float, message: str | None) -> bool:
         if not plausible(lease):
             return False
@@ -456,7 +469,7 @@ class RedisJobStore:
     def _expired_call(self, name: JobName) -> Call:
         return self._recover_expired, self._recover_keys(name), [self._retention, CHUNK]
 
-    @_guard
+    @guard
     async def promote_due(self, names: Sequence[JobName]) -> int:
         total, todo = 0, list(names)
         while todo:  # at most CHUNK per name and call
@@ -465,7 +478,7 @@ class RedisJobStore:
             todo = [name for name, n in zip(todo, moved, strict=True) if n >= CHUNK]
         return total
 
-    @_guard
+    @guard
     async def recover_expired(self, names: Sequence[JobName]) -> list[JobId]:
         out: list[JobId] = []
         todo = list(names)
@@ -475,7 +488,7 @@ class RedisJobStore:
             todo = [name for name, r in zip(todo, replies, strict=True) if r[0] >= CHUNK]
         return out
 
-    @_guard
+    @guard
     async def recover_worker(self, worker_id: WorkerId, names: Sequence[JobName]) -> list[JobId]:
         args = [self._retention, worker_id]
         replies = await self._per_name(
@@ -484,7 +497,7 @@ class RedisJobStore:
         return [job_id.decode() for reply in replies for job_id in reply]
 
     # --- numbers and workers ----------------------------------------------------------------
-    @_guard
+    @guard
     async def stats(self, name: JobName) -> QueueStats:
         pipe, ks = self._client.pipeline(transaction=False), self.keys
         pipe.llen(ks.queue(name))
@@ -495,25 +508,25 @@ class RedisJobStore:
         done, failed, canceled = (int(c or 0) for c in counters)
         return QueueStats(name, queued, scheduled, running, done, failed, canceled)
 
-    @_guard
+    @guard
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
         """Liveness is the worker key's TTL (Redis' clock); the zset is only an index."""
         now = time.time()
         data = dataclasses.replace(info, last_seen=now).to_json()
         pipe = self._client.pipeline(transaction=False)
-        pipe.set(self.keys.worker(info.worker_id), data, px=_ms(ttl))
+        pipe.set(self.keys.worker(info.worker_id), data, px=ms(ttl))
         pipe.zadd(self.keys.workers, {info.worker_id: now + ttl})
         pipe.zremrangebyscore(self.keys.workers, "-inf", now - WORKER_GC_SECONDS)
         await pipe.execute()
 
-    @_guard
+    @guard
     async def unregister_worker(self, worker_id: WorkerId) -> None:
         pipe = self._client.pipeline(transaction=False)
         pipe.delete(self.keys.worker(worker_id))
         pipe.zrem(self.keys.workers, worker_id)
         await pipe.execute()
 
-    @_guard
+    @guard
     async def workers(self) -> list[WorkerInfo]:
         ids = await self._client.execute_command("ZRANGE", self.keys.workers, 0, -1)
         pipe = self._client.pipeline(transaction=False)
@@ -522,7 +535,7 @@ class RedisJobStore:
         found = await pipe.execute() if ids else []
         return [WorkerInfo.from_json(raw) for raw in found if raw is not None]
 
-    @_guard
+    @guard
     async def dead_workers(self, names: Sequence[JobName]) -> list[WorkerId]:
         replies = await self._per_name(
             names,

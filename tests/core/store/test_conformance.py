@@ -175,6 +175,36 @@ async def test_wait_for_work_wakes_on_create(store: JobStore) -> None:
     assert time.monotonic() - started < 1.0
 
 
+async def test_wait_and_claim_blocks_then_claims_the_new_job(store: JobStore) -> None:
+    assert await store.claim("w", [NAME], count=1, lease_seconds=30) == []
+    waiter = asyncio.create_task(
+        store.wait_and_claim("w", [NAME], count=5, lease_seconds=30, timeout=10)
+    )
+    await asyncio.sleep(0.2)
+    assert not waiter.done()  # blocked, not polling
+    job = await store.create(new())
+    claims = await asyncio.wait_for(waiter, 5)
+    assert [c.job.id for c in claims] == [job.id]
+    assert claims[0].job.status is JobStatus.IN_PROGRESS
+    assert (await store.get(job.id)).worker_id == "w"
+
+
+async def test_wait_and_claim_never_takes_more_than_count(store: JobStore) -> None:
+    for _ in range(4):
+        await store.create(new(OTHER))
+    for _ in range(4):
+        await store.create(new())
+    claims = await store.wait_and_claim("w", [OTHER, NAME], count=3, lease_seconds=30, timeout=5)
+    assert 1 <= len(claims) <= 3
+    assert len({c.job.id for c in claims}) == len(claims)
+
+
+async def test_wait_and_claim_times_out_empty(store: JobStore) -> None:
+    started = time.monotonic()
+    assert await store.wait_and_claim("w", [NAME], count=5, lease_seconds=30, timeout=0.3) == []
+    assert 0.25 <= time.monotonic() - started < 2.0
+
+
 async def test_wait_for_work_times_out_with_false(store: JobStore) -> None:
     started = time.monotonic()
     assert await store.wait_for_work([NAME], timeout=0.3) is False
