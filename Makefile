@@ -42,9 +42,12 @@ test: $(STAMP) redis-server k8s-testbed lint typecheck imports
 unit: $(STAMP) redis-server
 	$(BIN)/pytest -m "not k8s and not slow" $(PYTEST_ARGS)
 
-bench: $(STAMP) redis-server
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
-	$(BIN)/python -m benchmarks.run
+# The peers pin an older redis-py (arq), so they get a virtualenv of their own.
+BENCH_VENV ?= .venv-bench
+bench: redis-server
+	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet -e '.[dev,bench]'
+	$(BENCH_VENV)/bin/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
