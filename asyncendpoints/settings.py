@@ -24,6 +24,14 @@ DEFAULT_SENSITIVE_HEADERS = (
 )
 
 
+def _cpus() -> int:
+    """CPUs this process may run on (not the whole node's, where affinity says less)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _split(value: Any) -> Any:
     if isinstance(value, str):
         text = value.strip()
@@ -75,11 +83,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Job names this worker serves (empty: all)."
     )
     concurrency: int = Field(
-        default_factory=lambda: 50 * (os.cpu_count() or 1),
+        default_factory=lambda: min(200, 50 * _cpus()),
         ge=1,
         le=10_000,
         description=(
-            "Jobs a worker runs at once (default: 50 per CPU; async handlers mostly wait"
+            "Jobs a worker runs at once (default: 50 per CPU, at most 200; async handlers wait"
             " on I/O, sync ones are bounded by sync_threads too). Lower it for CPU-heavy"
             " async handlers."
         ),

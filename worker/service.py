@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "else every endpoint of the app)",
     )
     parser.add_argument(
-        "--concurrency", type=_positive, default=None, help="jobs run at once (default: 4 per CPU)"
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help="jobs run at once (default: 50 per CPU, at most 200)",
     )
     parser.add_argument(
         "--batch-size", type=_positive, default=None, help="jobs claimed per round trip"
