@@ -178,19 +178,23 @@ class AsyncEndpoints:
         return await self.manager.wait_finished(job_id, timeout)
 
     # --- HTTP -------------------------------------------------------------------------------
-    def router(self) -> APIRouter:
-        """A FastAPI router with the submit routes and ``/jobs`` routes."""
+    def router(self, *, dependencies: Sequence[Any] = ()) -> APIRouter:
+        """A FastAPI router with the submit routes and ``/jobs`` routes; ``dependencies``
+        (``Depends(...)``) run on each of them."""
         from asyncendpoints.http import build_router
 
-        return build_router(self)
+        return build_router(self, dependencies=dependencies)
 
-    def install(self, fastapi_app: FastAPI, *, prefix: str = "") -> None:
+    def install(
+        self, fastapi_app: FastAPI, *, prefix: str = "", dependencies: Sequence[Any] = ()
+    ) -> None:
         """Mount the async endpoints into an existing FastAPI app (its middleware,
-        exception handlers and dependencies apply), with problem+json error handlers
-        and the store opened and closed with the app's lifespan."""
+        exception handlers and dependencies apply, and ``dependencies`` too), with
+        problem+json error handlers and the store opened and closed with the app's
+        lifespan."""
         from asyncendpoints.http import install
 
-        install(self, fastapi_app, prefix=prefix)
+        install(self, fastapi_app, prefix=prefix, dependencies=dependencies)
 
 
 def load_app(reference: str) -> AsyncEndpoints:

@@ -74,14 +74,16 @@ class SubmitBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _send(self, key: _Key, lane: _Lane, batch: _Waiting) -> None:
+        """Store ``batch``; every one of its futures is resolved, whatever happens."""
         try:
             stored = await self.manager.create_many([job for job, _ in batch])
-        except asyncio.CancelledError:
-            for _, future in batch:
-                future.cancel()
-            for _, future in lane.waiting:
+            if len(stored) != len(batch):
+                raise RuntimeError(f"the store returned {len(stored)} jobs for {len(batch)}")
+        except asyncio.CancelledError:  # the loop is closing: nothing more will be sent
+            for _, future in [*batch, *lane.waiting]:
                 future.cancel()
             lane.waiting.clear()
+            self._send_next(key, lane)
             raise
         except Exception as exc:
             for _, future in batch:

@@ -67,11 +67,19 @@ class JobResource(BaseModel):
     links: JobLinks
 
 
+_last_second: tuple[int, str] = (-1, "")
+"""The last whole second formatted, and its text (swapped as one tuple: thread-safe)."""
+
+
 def iso(timestamp: float) -> str:
     """Seconds since the epoch as ISO 8601 UTC with milliseconds: ``2026-11-01T08:00:00.123Z``."""
+    global _last_second
     whole = int(timestamp)
     millis = int((timestamp - whole) * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+    last = _last_second
+    if last[0] != whole:
+        last = _last_second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{last[1]}.{millis:03d}Z"
 
 
 def _iso_or_none(timestamp: float | None) -> str | None:
@@ -149,9 +157,10 @@ class JobUrls:
     ) -> Response:
         """The job resource; with 202, ``Location`` names it."""
         url = self.self_url(request, job.id)
-        all_headers = {"Cache-Control": "no-store", **(headers or {})}
-        if status_code == 202:
-            all_headers["Location"] = url
+        if status_code == 202:  # a POST's answer: not cacheable anyway
+            all_headers = {"Location": url, **(headers or {})}
+        else:
+            all_headers = {"Cache-Control": "no-store", **(headers or {})}
         return Response(
             render_job(job, url),
             status_code=status_code,

@@ -3,7 +3,10 @@
 The route's function is built with a signature FastAPI reads like a hand-written one:
 the handler's body type as the (JSON) body, so FastAPI validates it (422) and ``/docs``
 shows it, and each ``{param}`` of the path typed by its convertor. Query parameters are
-not declared: all of them are captured into the job's context as they come.
+not declared: all of them are captured into the job's context as they come. Where
+FastAPI could add nothing to it (see :func:`~asyncendpoints.http.guard.guarded_route`),
+the route validates the raw body with the same model through pydantic's JSON parser
+instead, skipping FastAPI's request handler: the same answers, at a lower cost.
 
 Idempotent submit: with an ``Idempotency-Key`` (or ``X-Async-Request-Id``) header, a
 retry of the same request (same tenant, endpoint and key) answers the job the first one
@@ -148,12 +151,12 @@ def add_submit_route(
     manager = ae.manager
 
     async def accept(request: Request, body: Any) -> Response:
+        key = idempotency_key(headers_of(request))
         if precheck is not None:
             answer = await precheck(body, request)
             if answer is not None:
                 observer.submitted(name, "answered")
                 return answer
-        key = idempotency_key(headers_of(request))
         context = capture(request, dropped)
         payload = b"null" if adapter is None else adapter.dump_json(body)
         new = manager.new_job(

@@ -91,10 +91,9 @@ def test_the_kustomization_installs_the_whole_system() -> None:
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
-@pytest.mark.skipif(
-    shutil.which("kubectl") is None, reason="kubectl (with kustomize) is not installed"
-)
 def test_kubectl_kustomize_builds_the_same_objects() -> None:
+    if shutil.which("kubectl") is None:
+        pytest.fail("kubectl (with kustomize) is missing: install the Debian package kubectl")
     proc = subprocess.run(
         ["kubectl", "kustomize", str(MANIFESTS)], capture_output=True, text=True, check=False
     )
