@@ -343,6 +343,7 @@ class Worker:
         concurrency = self.concurrency
         batch_size = self.batch_size
         delay = 0.0
+        idle = False  # the last wait-and-claim came up short: the queues were empty
         while not self._stopping:
             free = concurrency - len(tasks)
             if free <= 0 or batcher.backlog > self._backlog_limit:
@@ -352,30 +353,41 @@ class Worker:
                 runner.slot_wanted = False
                 continue
             count = free if free < batch_size else batch_size
-            began = perf_counter()
-            try:
-                claimed = await self._claim(count)
-            except Exception as exc:
-                delay = await self._store_trouble("claim", exc, delay)
-                continue
-            observe(perf_counter() - began, claimed)
-            if delay:
-                log.info("store reachable again: claiming")
-                delay = 0.0
+            if idle:
+                # Skip the claim that would find nothing: ``wait_and_claim`` claims at
+                # once when work is queued (or a Scheduled job is due) by now.
+                idle, claimed = False, 0
+            else:
+                began = perf_counter()
+                try:
+                    claimed = await self._claim(count)
+                except Exception as exc:
+                    delay = await self._store_trouble("claim", exc, delay)
+                    continue
+                observe(perf_counter() - began, claimed)
+                if delay:
+                    log.info("store reachable again: claiming")
+                    delay = 0.0
             if claimed < count and not self._stopping:
                 # Every queue came up short: block until work arrives, and claim it in
                 # the same round trip (the store pipelines the claim behind the wait).
+                want = max(1, concurrency - len(tasks))
                 self._cancellable = True
                 try:
                     claims = await self._store.wait_and_claim(
                         self.worker_id,
                         self.names,
-                        count=max(1, concurrency - len(tasks)),
+                        count=want,
                         lease_seconds=self.lease_seconds,
                         timeout=self.idle_wait_seconds,
                     )
                     for claim in claims:
                         runner.launch(claim)
+                    if claims:
+                        # Let the new jobs' handlers start before this loop spends its
+                        # time on the next round trip (the woken job's latency).
+                        await asyncio.sleep(0)
+                    idle = len(claims) < want
                 except asyncio.CancelledError:
                     if self._stopping:
                         return

@@ -71,6 +71,50 @@ def job_from_fields(f: dict[str, bytes]) -> Job:
     )
 
 
+_IN_PROGRESS = JobStatus.IN_PROGRESS
+_ID, _NAME, _PAYLOAD = k.F_ID.encode(), k.F_NAME.encode(), k.F_PAYLOAD.encode()
+_CREATED, _RETRY, _MAX_RETRIES = k.F_CREATED.encode(), k.F_RETRY.encode(), k.F_MAX_RETRIES.encode()
+_TIMEOUT, _DELAY_UNTIL = k.F_TIMEOUT.encode(), k.F_DELAY_UNTIL.encode()
+_COMPLETED, _RESULT, _ERROR = k.F_COMPLETED.encode(), k.F_RESULT.encode(), k.F_ERROR.encode()
+_CONTEXT, _TENANT = k.F_CONTEXT.encode(), k.F_TENANT.encode()
+
+
+def claimed_job(flat: Sequence[bytes], now: float, worker_id: str, token: int) -> Job:
+    """The job a claim made of the hash ``flat`` (HGETALL before the claim): what
+    :func:`job_from_fields` gives after the claim's writes (InProgress, ``worker_id``,
+    ``token``, started and updated ``now``, no progress), decoded in one pass: this is on
+    the path from an idle worker's wake-up to its handler."""
+    it = iter(flat)
+    f: dict[bytes, bytes] = dict(zip(it, it, strict=True))
+    get = f.get
+    timeout = get(_TIMEOUT)
+    due = get(_DELAY_UNTIL)
+    finished = get(_COMPLETED)
+    error = get(_ERROR)
+    context = get(_CONTEXT)
+    tenant = get(_TENANT)
+    return Job(
+        id=f[_ID].decode(),
+        name=f[_NAME].decode(),
+        status=_IN_PROGRESS,
+        payload=get(_PAYLOAD, b""),
+        created_at=float(f[_CREATED]),
+        last_updated_at=now,
+        retry_count=int(get(_RETRY) or 0),
+        max_retries=int(get(_MAX_RETRIES) or 0),
+        timeout=float(timeout) if timeout else None,
+        retry_delay_until=float(due) if due else None,
+        started_at=now,
+        completed_at=float(finished) if finished else None,
+        result=get(_RESULT),
+        error=JobError.from_json(error) if error else None,
+        worker_id=worker_id or None,
+        token=token,
+        context=HttpContext.from_json(context),
+        tenant=tenant.decode() if tenant else None,
+    )
+
+
 def decode_job(flat: Sequence[bytes]) -> Job:
     return job_from_fields(fields(flat))
 
@@ -131,6 +175,7 @@ def by_name(
 __all__ = [
     "NEW_JOB_ARGS",
     "by_name",
+    "claimed_job",
     "decode_job",
     "fields",
     "job_from_fields",

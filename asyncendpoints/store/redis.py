@@ -16,6 +16,7 @@ job (``INFO commandstats``, batches' fixed costs amortized; tests/core/store).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import math
@@ -53,8 +54,8 @@ from asyncendpoints.store import keys as k
 from asyncendpoints.store import scripts
 from asyncendpoints.store.codec import (
     by_name,
+    claimed_job,
     decode_job,
-    fields,
     job_from_fields,
     job_from_new,
     lease_member,
@@ -62,7 +63,14 @@ from asyncendpoints.store.codec import (
     plausible,
 )
 from asyncendpoints.store.keys import KeySpace
-from asyncendpoints.store.redis_io import Call, blocking_replies, guard, ms, run_scripts
+from asyncendpoints.store.redis_io import (
+    Call,
+    blocking_replies,
+    call_script,
+    guard,
+    ms,
+    run_scripts,
+)
 from asyncendpoints.types import JobId, JobName, JSONBytes, WorkerId
 
 CHUNK = scripts.CHUNK
@@ -83,6 +91,7 @@ class RedisJobStore:
         prefix: str = "ae",
         retention_seconds: float = 86_400.0,
         timeout: float = 5.0,
+        max_connections: int = 64,
         client: aioredis.Redis | None = None,
     ) -> None:
         self.retention_seconds = retention_seconds
@@ -93,14 +102,19 @@ class RedisJobStore:
             # One retry on a connection error only (a pooled connection that a Redis
             # restart closed); never on a timeout: the script may have run already.
             backoff = ExponentialWithJitterBackoff(cap=0.5, base=0.05)
-            client = aioredis.Redis.from_url(
+            # A blocking pool: past max_connections a caller waits (up to ``timeout``)
+            # for a connection instead of failing (redis-py's default pool raises).
+            pool = aioredis.BlockingConnectionPool.from_url(
                 url,
+                max_connections=max_connections,
+                timeout=timeout,
                 socket_timeout=timeout,
                 socket_connect_timeout=timeout,
                 retry=Retry(backoff, 1, (rex.ConnectionError,)),
                 retry_on_error=[rex.ConnectionError],  # pipelines retry only with this
                 decode_responses=False,
             )
+            client = aioredis.Redis.from_pool(pool)
         self._client = client
         reg = client.register_script
         self._create, self._claim = reg(scripts.CREATE), reg(scripts.CLAIM)
@@ -257,7 +271,8 @@ class RedisJobStore:
         for name in [*names[turn:], *names[:turn]]:
             while (want := min(count - len(claims), CHUNK)) > 0:
                 keys, args = self._claim_call(worker_id, name, want, lease_seconds)
-                got = self._claims(name, wid, await self._claim(keys=keys, args=args))
+                reply = await call_script(self._client, self._claim, keys, args)
+                got = self._claims(name, wid, reply)
                 claims += got
                 if len(got) < want:
                     break
@@ -276,16 +291,13 @@ class RedisJobStore:
     def _claims(name: JobName, wid: bytes, reply: list[Any]) -> list[Claim]:
         """The claims in a CLAIM script's reply: ``{now, {token, hash before}, ...}``."""
         now, *got = reply
+        if not got:
+            return []
         worker_id = wid.decode()
+        at = float(now)
         claims: list[Claim] = []
         for token, flat in got:
-            f = fields(flat)  # the hash before the claim, with the claim's writes:
-            f.pop(k.F_PROGRESS, None)
-            f.pop(k.F_PROGRESS_MESSAGE, None)
-            f[k.F_STATUS] = JobStatus.IN_PROGRESS.value.encode()
-            f[k.F_WORKER], f[k.F_TOKEN] = wid, str(token).encode()
-            f[k.F_STARTED] = f[k.F_UPDATED] = now
-            job = job_from_fields(f)
+            job = claimed_job(flat, at, worker_id, token)
             claims.append(Claim(job, Lease(job.id, name, token, worker_id)))
         return claims
 
@@ -317,19 +329,62 @@ class RedisJobStore:
             ("BLPOP", *(self.keys.notify(name) for name in names), f"{block:.3f}")
         ]
         commands += [("EVALSHA", self._claim.sha, len(ks), *ks, *av) for _, (ks, av) in calls]
+        pool = self._client.connection_pool
+        conn = await pool.get_connection()
         try:
-            _, *replies = await blocking_replies(
-                self._client, commands, block=block, timeout=self._timeout
-            )
+            await conn.send_packed_command(conn.pack_commands(commands))
+            try:
+                await conn.read_response(  # woken, or timed out
+                    timeout=block + self._timeout, disconnect_on_error=False
+                )
+            except asyncio.CancelledError:
+                # Redis still holds the BLPOP and runs the claims behind it when it ends:
+                # end it now and put back what they claim, so no job is left stranded.
+                await self._abandon(conn, worker_id, names, calls, block)
+                raise
+            replies = [await conn.read_response(timeout=self._timeout) for _ in calls]
         except rex.NoScriptError:  # Redis restarted and lost the scripts: load, claim again
+            await conn.disconnect()
+            await pool.release(conn)
             await self.open_scripts()
             return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
+        except BaseException:
+            await conn.disconnect()  # replies may still come: never reuse it
+            await pool.release(conn)
+            raise
+        await pool.release(conn)
+        return self._claimed(worker_id, calls, replies)
+
+    def _claimed(
+        self, worker_id: WorkerId, calls: list[tuple[JobName, Any]], replies: list[Any]
+    ) -> list[Claim]:
         wid = worker_id.encode()
         return [
             c
             for (name, _), reply in zip(calls, replies, strict=True)
             for c in self._claims(name, wid, reply)
         ]
+
+    async def _abandon(
+        self,
+        conn: Any,
+        worker_id: WorkerId,
+        names: Sequence[JobName],
+        calls: list[tuple[JobName, Any]],
+        block: float,
+    ) -> None:
+        """End an abandoned wait: wake its BLPOP (a peer may take the token: then it ends
+        by its own timeout), read the claims pipelined behind it and release them, so they
+        go back to the front of their queues without counting an attempt."""
+        try:
+            await self._client.lpush(self.keys.notify(names[0]), b"1")
+            await conn.read_response(timeout=block + self._timeout)
+            replies = [await conn.read_response(timeout=self._timeout) for _ in calls]
+            claims = self._claimed(worker_id, calls, replies)
+            if claims:
+                await self.release([claim.lease for claim in claims])
+        except Exception:  # best effort: lease recovery takes over what is left
+            await conn.disconnect()
 
     @guard
     async def wait_for_work(self, names: Sequence[JobName], timeout: float) -> bool:

@@ -199,6 +199,22 @@ async def test_wait_and_claim_never_takes_more_than_count(store: JobStore) -> No
     assert len({c.job.id for c in claims}) == len(claims)
 
 
+async def test_a_cancelled_wait_and_claim_strands_no_job(store: JobStore) -> None:
+    waiter = asyncio.create_task(
+        store.wait_and_claim("w", [NAME], count=5, lease_seconds=30, timeout=5)
+    )
+    await asyncio.sleep(0.2)
+    waiter.cancel()
+    job = await store.create(new())  # races with the cancellation, as a shutdown would
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    current = await store.get(job.id)
+    assert current.status is JobStatus.QUEUED
+    assert current.retry_count == 0
+    [again] = await store.claim("w2", [NAME], count=5, lease_seconds=30)
+    assert again.job.id == job.id
+
+
 async def test_wait_and_claim_times_out_empty(store: JobStore) -> None:
     started = time.monotonic()
     assert await store.wait_and_claim("w", [NAME], count=5, lease_seconds=30, timeout=0.3) == []
