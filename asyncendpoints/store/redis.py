@@ -6,7 +6,9 @@ exceptions: on Cluster, wait on one name per call). The client is redis-py async
 a socket timeout on every command, so nothing hangs: an unreachable Redis raises
 :class:`StoreUnavailableError` with the redis-py error chained. Scripts are loaded once
 and run by EVALSHA (after a restart, a NOSCRIPT reply loads them again).
-Semantics: :mod:`asyncendpoints.store.base`.
+Semantics: :mod:`asyncendpoints.store.base`. Claiming and waiting for work live in
+:mod:`.redis_claims`, the worker registry in :mod:`.redis_workers`, the connection-level
+pieces in :mod:`.redis_io`; this module holds the rest of the transitions.
 
 Where jobs go: a released job to the FRONT of its queue (it runs next); a promoted
 (retry) or recovered job to the BACK, as a new job would (a job that kills its workers
@@ -16,18 +18,12 @@ job (``INFO commandstats``, batches' fixed costs amortized; tests/core/store).
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import hashlib
-import math
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis import exceptions as rex
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialWithJitterBackoff
 
 from asyncendpoints.errors import (
     ConfigurationError,
@@ -54,7 +50,6 @@ from asyncendpoints.store import keys as k
 from asyncendpoints.store import scripts
 from asyncendpoints.store.codec import (
     by_name,
-    claimed_job,
     decode_job,
     job_from_fields,
     job_from_new,
@@ -63,19 +58,12 @@ from asyncendpoints.store.codec import (
     plausible,
 )
 from asyncendpoints.store.keys import KeySpace
-from asyncendpoints.store.redis_io import (
-    Call,
-    blocking_replies,
-    call_script,
-    guard,
-    ms,
-    run_scripts,
-)
+from asyncendpoints.store.redis_claims import RedisClaimer
+from asyncendpoints.store.redis_io import Call, guard, make_client, ms, run_scripts
+from asyncendpoints.store.redis_workers import RedisWorkerRegistry
 from asyncendpoints.types import JobId, JobName, JSONBytes, WorkerId
 
 CHUNK = scripts.CHUNK
-WORKER_GC_SECONDS = 3600.0
-"""Entries of the workers zset this long past their expiry are dropped."""
 
 
 class RedisJobStore:
@@ -98,34 +86,24 @@ class RedisJobStore:
         self.keys = KeySpace(prefix)
         self._timeout = timeout
         self._owned = client is None
-        if client is None:
-            # One retry on a connection error only (a pooled connection that a Redis
-            # restart closed); never on a timeout: the script may have run already.
-            backoff = ExponentialWithJitterBackoff(cap=0.5, base=0.05)
-            # A blocking pool: past max_connections a caller waits (up to ``timeout``)
-            # for a connection instead of failing (redis-py's default pool raises).
-            pool = aioredis.BlockingConnectionPool.from_url(
-                url,
-                max_connections=max_connections,
-                timeout=timeout,
-                socket_timeout=timeout,
-                socket_connect_timeout=timeout,
-                retry=Retry(backoff, 1, (rex.ConnectionError,)),
-                retry_on_error=[rex.ConnectionError],  # pipelines retry only with this
-                decode_responses=False,
-            )
-            client = aioredis.Redis.from_pool(pool)
-        self._client = client
+        self._client = client = client or make_client(url, timeout, max_connections)
         reg = client.register_script
-        self._create, self._claim = reg(scripts.CREATE), reg(scripts.CLAIM)
+        self._create = reg(scripts.CREATE)
         self._complete, self._fail = reg(scripts.COMPLETE), reg(scripts.FAIL)
         self._release, self._cancel = reg(scripts.RELEASE), reg(scripts.CANCEL)
         self._progress, self._heartbeat = reg(scripts.PROGRESS), reg(scripts.HEARTBEAT)
-        self._promote, self._holders = reg(scripts.PROMOTE), reg(scripts.LEASE_HOLDERS)
+        self._promote = reg(scripts.PROMOTE)
         self._recover_expired = reg(scripts.RECOVER_EXPIRED)
         self._recover_worker = reg(scripts.RECOVER_WORKER)
+        self._claimer = RedisClaimer(
+            client,
+            self.keys,
+            timeout=timeout,
+            release=self.release,
+            reload_scripts=self.open_scripts,
+        )
+        self._registry = RedisWorkerRegistry(client, self.keys)
         self._opened = self._closed = False
-        self._turn = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisJobStore:
@@ -253,53 +231,12 @@ class RedisJobStore:
             raise JobNotFoundError(job_id)
         return job_from_fields({key.decode(): value for key, value in raw.items()})
 
-    # --- claiming ----------------------------------------------------------------------
+    # --- claiming: :class:`RedisClaimer` ---------------------------------------------------
     @guard
     async def claim(
-        self,
-        worker_id: WorkerId,
-        names: Sequence[JobName],
-        *,
-        count: int,
-        lease_seconds: float,
+        self, worker_id: WorkerId, names: Sequence[JobName], *, count: int, lease_seconds: float
     ) -> list[Claim]:
-        if count <= 0 or not names:
-            return []
-        self._turn = turn = (self._turn + 1) % len(names)  # no name starves the others
-        claims: list[Claim] = []
-        wid = worker_id.encode()
-        for name in [*names[turn:], *names[:turn]]:
-            while (want := min(count - len(claims), CHUNK)) > 0:
-                keys, args = self._claim_call(worker_id, name, want, lease_seconds)
-                reply = await call_script(self._client, self._claim, keys, args)
-                got = self._claims(name, wid, reply)
-                claims += got
-                if len(got) < want:
-                    break
-        return claims
-
-    def _claim_call(
-        self, worker_id: WorkerId, name: JobName, count: int, lease_seconds: float
-    ) -> tuple[list[str], list[Any]]:
-        """KEYS and ARGV of one CLAIM script call."""
-        ks = self.keys
-        keys = [ks.queue(name), ks.scheduled(name), ks.leases(name), ks.notify(name)]
-        keys += [ks.seq(name), ks.job_prefix(name)]
-        return keys, [worker_id, count, ms(lease_seconds), CHUNK]
-
-    @staticmethod
-    def _claims(name: JobName, wid: bytes, reply: list[Any]) -> list[Claim]:
-        """The claims in a CLAIM script's reply: ``{now, {token, hash before}, ...}``."""
-        now, *got = reply
-        if not got:
-            return []
-        worker_id = wid.decode()
-        at = float(now)
-        claims: list[Claim] = []
-        for token, flat in got:
-            job = claimed_job(flat, at, worker_id, token)
-            claims.append(Claim(job, Lease(job.id, name, token, worker_id)))
-        return claims
+        return await self._claimer.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
 
     @guard
     async def wait_and_claim(
@@ -311,116 +248,13 @@ class RedisJobStore:
         lease_seconds: float,
         timeout: float,
     ) -> list[Claim]:
-        """Block until work may be there, then claim, in ONE round trip after the wake-up.
-
-        The CLAIM scripts are pipelined behind the BLPOP on the same connection, so Redis
-        runs them the moment the BLPOP returns: a submit reaches an idle worker's handler
-        after one wake-up, not a wake-up and a claim. Each name claims at most
-        ``count // len(names)`` (at least 1), so the total never exceeds ``count``.
-        """
-        if count <= 0 or not names:
-            return []
-        block = min(timeout, await self._until_work(names))
-        if block <= 0:
-            return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
-        share = max(1, min(CHUNK, count // len(names)))
-        calls = [(name, self._claim_call(worker_id, name, share, lease_seconds)) for name in names]
-        commands: list[tuple[Any, ...]] = [
-            ("BLPOP", *(self.keys.notify(name) for name in names), f"{block:.3f}")
-        ]
-        commands += [("EVALSHA", self._claim.sha, len(ks), *ks, *av) for _, (ks, av) in calls]
-        pool = self._client.connection_pool
-        conn = await pool.get_connection()
-        try:
-            await conn.send_packed_command(conn.pack_commands(commands))
-            try:
-                await conn.read_response(  # woken, or timed out
-                    timeout=block + self._timeout, disconnect_on_error=False
-                )
-            except asyncio.CancelledError:
-                # Redis still holds the BLPOP and runs the claims behind it when it ends:
-                # end it now and put back what they claim, so no job is left stranded.
-                await self._abandon(conn, worker_id, names, calls, block)
-                raise
-            replies = [await conn.read_response(timeout=self._timeout) for _ in calls]
-        except rex.NoScriptError:  # Redis restarted and lost the scripts: load, claim again
-            await conn.disconnect()
-            await pool.release(conn)
-            await self.open_scripts()
-            return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
-        except BaseException:
-            await conn.disconnect()  # replies may still come: never reuse it
-            await pool.release(conn)
-            raise
-        await pool.release(conn)
-        return self._claimed(worker_id, calls, replies)
-
-    def _claimed(
-        self, worker_id: WorkerId, calls: list[tuple[JobName, Any]], replies: list[Any]
-    ) -> list[Claim]:
-        wid = worker_id.encode()
-        return [
-            c
-            for (name, _), reply in zip(calls, replies, strict=True)
-            for c in self._claims(name, wid, reply)
-        ]
-
-    async def _abandon(
-        self,
-        conn: Any,
-        worker_id: WorkerId,
-        names: Sequence[JobName],
-        calls: list[tuple[JobName, Any]],
-        block: float,
-    ) -> None:
-        """End an abandoned wait: wake its BLPOP (a peer may take the token: then it ends
-        by its own timeout), read the claims pipelined behind it and release them, so they
-        go back to the front of their queues without counting an attempt."""
-        try:
-            await self._client.lpush(self.keys.notify(names[0]), b"1")
-            await conn.read_response(timeout=block + self._timeout)
-            replies = [await conn.read_response(timeout=self._timeout) for _ in calls]
-            claims = self._claimed(worker_id, calls, replies)
-            if claims:
-                await self.release([claim.lease for claim in claims])
-        except Exception:  # best effort: lease recovery takes over what is left
-            await conn.disconnect()
+        return await self._claimer.wait_and_claim(
+            worker_id, names, count=count, lease_seconds=lease_seconds, timeout=timeout
+        )
 
     @guard
     async def wait_for_work(self, names: Sequence[JobName], timeout: float) -> bool:
-        if not names:
-            return False
-        until_due = await self._until_work(names)
-        if until_due <= 0:
-            return True  # queued already, or a Scheduled job is due (a claim promotes it)
-        if timeout <= 0:
-            return False
-        block = min(timeout, until_due)
-        woken = await self._blpop([self.keys.notify(name) for name in names], block)
-        return woken or until_due <= timeout  # else: a Scheduled job fell due
-
-    async def _until_work(self, names: Sequence[JobName]) -> float:
-        """Seconds until a job of ``names`` is claimable: 0 when one is queued (or a
-        Scheduled one is due), infinity when nothing is queued or scheduled."""
-        pipe = self._client.pipeline(transaction=False)
-        pipe.time()
-        for name in names:
-            pipe.llen(self.keys.queue(name))
-            pipe.zrange(self.keys.scheduled(name), 0, 0, withscores=True)
-        (sec, usec), *rest = await pipe.execute()
-        if any(rest[0::2]):
-            return 0.0
-        due = [first[0][1] for first in rest[1::2] if first]
-        if not due:
-            return math.inf
-        return max(0.0, float(min(due) - (sec * 1000 + usec / 1000)) / 1000)
-
-    async def _blpop(self, keys: list[str], block: float) -> bool:
-        command = ("BLPOP", *keys, f"{max(block, 0.001):.3f}")
-        [reply] = await blocking_replies(
-            self._client, [command], block=block, timeout=self._timeout
-        )
-        return reply is not None
+        return await self._claimer.wait_for_work(names, timeout)
 
     @guard
     async def heartbeat(self, leases: Sequence[Lease], lease_seconds: float) -> list[Lease]:
@@ -551,7 +385,7 @@ class RedisJobStore:
         )
         return [job_id.decode() for reply in replies for job_id in reply]
 
-    # --- numbers and workers ----------------------------------------------------------------
+    # --- numbers ----------------------------------------------------------------
     @guard
     async def stats(self, name: JobName) -> QueueStats:
         pipe, ks = self._client.pipeline(transaction=False), self.keys
@@ -563,45 +397,22 @@ class RedisJobStore:
         done, failed, canceled = (int(c or 0) for c in counters)
         return QueueStats(name, queued, scheduled, running, done, failed, canceled)
 
+    # --- workers: :class:`RedisWorkerRegistry` --------------------------------------------
     @guard
     async def register_worker(self, info: WorkerInfo, ttl: float) -> None:
-        """Liveness is the worker key's TTL (Redis' clock); the zset is only an index."""
-        now = time.time()
-        data = dataclasses.replace(info, last_seen=now).to_json()
-        pipe = self._client.pipeline(transaction=False)
-        pipe.set(self.keys.worker(info.worker_id), data, px=ms(ttl))
-        pipe.zadd(self.keys.workers, {info.worker_id: now + ttl})
-        pipe.zremrangebyscore(self.keys.workers, "-inf", now - WORKER_GC_SECONDS)
-        await pipe.execute()
+        await self._registry.register(info, ttl)
 
     @guard
     async def unregister_worker(self, worker_id: WorkerId) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        pipe.delete(self.keys.worker(worker_id))
-        pipe.zrem(self.keys.workers, worker_id)
-        await pipe.execute()
+        await self._registry.unregister(worker_id)
 
     @guard
     async def workers(self) -> list[WorkerInfo]:
-        ids = await self._client.execute_command("ZRANGE", self.keys.workers, 0, -1)
-        pipe = self._client.pipeline(transaction=False)
-        for worker_id in ids:
-            pipe.get(self.keys.worker(worker_id.decode()))
-        found = await pipe.execute() if ids else []
-        return [WorkerInfo.from_json(raw) for raw in found if raw is not None]
+        return await self._registry.workers()
 
     @guard
     async def dead_workers(self, names: Sequence[JobName]) -> list[WorkerId]:
-        replies = await self._per_name(
-            names,
-            lambda name: (self._holders, [self.keys.leases(name), self.keys.job_prefix(name)], []),
-        )
-        holders = sorted({worker.decode() for reply in replies for worker in reply})
-        pipe = self._client.pipeline(transaction=False)
-        for worker_id in holders:
-            pipe.exists(self.keys.worker(worker_id))
-        live = await pipe.execute() if holders else []
-        return [w for w, alive in zip(holders, live, strict=True) if not alive]
+        return await self._registry.dead(names)
 
 
 __all__ = ["RedisJobStore"]

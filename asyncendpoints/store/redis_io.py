@@ -12,6 +12,8 @@ from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
 from redis import exceptions as rex
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
 from asyncendpoints.errors import StoreUnavailableError
@@ -47,6 +49,26 @@ def guard(fn: Callable[P, Awaitable[R]]) -> Callable[P, Coroutine[Any, Any, R]]:
             raise
 
     return wrapper
+
+
+def make_client(url: str, timeout: float, max_connections: int) -> aioredis.Redis:
+    """A client with a socket timeout on every command, over a blocking pool: past
+    ``max_connections`` a caller waits (up to ``timeout``) for a connection instead of
+    failing, as redis-py's default pool does. One retry on a connection error only (a
+    pooled connection that a Redis restart closed); never on a timeout: the command may
+    have run already."""
+    backoff = ExponentialWithJitterBackoff(cap=0.5, base=0.05)
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(backoff, 1, (rex.ConnectionError,)),
+        retry_on_error=[rex.ConnectionError],  # pipelines retry only with this
+        decode_responses=False,
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 def ms(seconds: float) -> int:
