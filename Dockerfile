@@ -20,7 +20,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY asyncendpoints/ asyncendpoints/
 COPY api/ api/
 COPY worker/ worker/

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
-from asyncendpoints.job import JobStatus, Lease
+from asyncendpoints.job import JobStatus
 from asyncendpoints.store.redis import RedisJobStore
 from tests.controller.conftest import (
     JOB_NAME,
@@ -22,6 +23,7 @@ from tests.controller.conftest import (
     condition,
     wait_for,
 )
+from tests.controller.worker_app import release_key
 from tests.k8s.testbed import ControlPlane
 from tests.support.kubelet import Kubelet
 
@@ -129,7 +131,7 @@ async def test_scale_down_removes_idle_workers_first(
     redis_url: str,
     tmp_path: Path,
 ) -> None:
-    """4 workers hold a job each; 2 jobs finish; at 2 replicas the 2 busy pods are the ones left."""
+    """4 real workers hold a job each; 2 jobs finish; at 2 replicas the 2 busy pods are left."""
     pools.create(
         minReplicas=0,
         maxReplicas=4,
@@ -137,19 +139,24 @@ async def test_scale_down_removes_idle_workers_first(
         pollingIntervalSeconds=int(POLL),
         scaleDownStabilizationSeconds=2,
     )
-    command = [
-        sys.executable,
-        "-m",
-        "tests.controller.fake_worker",
-        redis_url,
-        pools.prefix,
-        JOB_NAME,
-    ]
+    # real `asyncendpoints worker` processes, one job at a time, reporting in-flight counts
+    script = Path(sys.executable).with_name("asyncendpoints")
+    command = [str(script), "worker", "tests.controller.worker_app:app"]
+    env = {
+        "ASYNCENDPOINTS_REDIS_URL": redis_url,
+        "ASYNCENDPOINTS_KEY_PREFIX": pools.prefix,
+        "ASYNCENDPOINTS_CONCURRENCY": "1",
+        "ASYNCENDPOINTS_HEARTBEAT_SECONDS": "0.3",
+        "ASYNCENDPOINTS_SHUTDOWN_GRACE_SECONDS": "1",
+        "ASYNCENDPOINTS_WORKER_HEALTH_PORT": "0",
+        "ASYNCENDPOINTS_LOG_FORMAT": "json",
+    }
     with Kubelet(
         kcm.kubeconfig,
         pools.namespace,
         f"{SELECTOR},app.kubernetes.io/instance=reports",
         command,
+        env=env,
         log_dir=tmp_path,
         grace=5,
     ) as kubelet:
@@ -168,8 +175,15 @@ async def test_scale_down_removes_idle_workers_first(
 
         # two jobs finish: their workers become idle; the backlog asks for 2 replicas
         finished = jobs[:2]
-        for job in finished:
-            await job_store.complete(Lease(job.id, job.name, job.token, job.worker_id), b"{}")
+        async with aioredis.Redis.from_url(redis_url) as redis:
+            for job in finished:
+                await redis.set(release_key(pools.prefix, job.id), b"1")
+
+        async def released_completed() -> bool:
+            got = [await job_store.get(j.id) for j in finished]
+            return all(j.status == JobStatus.COMPLETED for j in got)
+
+        await wait_for("the released jobs to complete", released_completed, timeout=10)
         busy = {j.worker_id for j in jobs[2:]}
         idle = pods - busy
 
