@@ -21,7 +21,7 @@ from asyncendpoints.job import Claim, Lease
 from asyncendpoints.store import scripts
 from asyncendpoints.store.codec import claimed_job
 from asyncendpoints.store.keys import KeySpace
-from asyncendpoints.store.redis_io import blocking_replies, call_script, ms
+from asyncendpoints.store.redis_io import blocking_replies, call_script, checkin, checkout, ms
 from asyncendpoints.types import JobName, WorkerId
 
 CHUNK = scripts.CHUNK
@@ -129,7 +129,7 @@ class RedisClaimer:
         ]
         commands += [("EVALSHA", self._script.sha, len(ks), *ks, *av) for _, (ks, av) in calls]
         pool = self._client.connection_pool
-        conn = await pool.get_connection()
+        conn = await checkout(pool)
         try:
             await conn.send_packed_command(conn.pack_commands(commands))
             try:
@@ -144,15 +144,16 @@ class RedisClaimer:
             replies = [await conn.read_response(timeout=self._timeout) for _ in calls]
         except rex.NoScriptError:  # Redis restarted and lost the scripts: load, claim again
             await conn.disconnect()
-            await pool.release(conn)
+            await checkin(pool, conn)
             await self._reload_scripts()
             return await self.claim(worker_id, names, count=count, lease_seconds=lease_seconds)
         except BaseException:
             await conn.disconnect()  # replies may still come: never reuse it
-            await pool.release(conn)
+            await checkin(pool, conn)
             raise
-        await pool.release(conn)
-        return self._claimed(worker_id, calls, replies)
+        claims = self._claimed(worker_id, calls, replies)
+        await checkin(pool, conn)
+        return claims
 
     async def _abandon(
         self,
