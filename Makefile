@@ -48,6 +48,8 @@ bench: redis-server
 	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet -e '.[dev,bench]'
 	$(BENCH_VENV)/bin/python -m benchmarks.run
+	@command -v wrk >/dev/null || scripts/install-debian-package wrk || true
+	$(BENCH_VENV)/bin/python benchmarks/http_submit.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

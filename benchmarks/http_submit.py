@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 BODY = b'{"message": "hello"}'
 PATH = "/echo"
 TARGET_RATIO = 0.5
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "http_submit.md"
 
 
 # --- where the processes run ---------------------------------------------------------------
@@ -233,6 +234,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5, help="per round (wrk)")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="the markdown report (and the README table)"
+    )
     parser.add_argument("--serve", choices=["bare", "echo"], help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--load", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -309,13 +313,14 @@ def main() -> int:
         if client == "wrk"
         else f"asyncio keep-alive client, {args.requests} requests at concurrency {args.concurrency}"
     )
-    print(
-        f"\nHTTP submission rate, {load_desc}, median of {args.rounds} rounds; "
+    lines = [
+        f"HTTP submission rate, {load_desc}, median of {args.rounds} rounds; "
         f"uvicorn (uvloop, httptools), one process per server on CPU {sorted(SERVER_CPUS)}, "
-        f"client and Redis on CPU {sorted(OTHER_CPUS)}\n"
-    )
-    print("| server | req/s (median) | rounds | server CPU µs/req | p50 ms | p99 ms | non-202 |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+        f"client and Redis on CPU {sorted(OTHER_CPUS)}.",
+        "",
+        "| server | req/s (median) | rounds | server CPU µs/req | p50 ms | p99 ms | non-202 |",
+        "|---|---:|---|---:|---:|---:|---:|",
+    ]
     names = {"bare": "bare FastAPI, answers 202", "echo": "AsyncEndpoints echo, job in Redis"}
     for kind, rounds in results.items():
         each = ", ".join(f"{r['rate']:.0f}" for r in rounds)
@@ -323,7 +328,7 @@ def main() -> int:
         p99 = statistics.median(r["p99_ms"] for r in rounds)
         bad = sum(r["non_202"] for r in rounds)
         cpu = statistics.median(r["cpu_us"] for r in rounds)
-        print(
+        lines.append(
             f"| {names[kind]} | {rates[kind]:.0f} | {each} | {cpu:.0f} | {p50:.2f} | {p99:.2f} "
             f"| {bad} |"
         )
@@ -331,10 +336,23 @@ def main() -> int:
     cpu_ratio = statistics.median(r["cpu_us"] for r in results["bare"]) / statistics.median(
         r["cpu_us"] for r in results["echo"]
     )
-    print(f"\nratio echo / bare: **{ratio:.2f}** ({verdict} the target of {TARGET_RATIO})")
-    print(f"ratio of server CPU per request, bare / echo: {cpu_ratio:.2f}")
     # wrk counts the answers it read; requests still in flight when it stops may be stored
-    print(f"jobs stored in Redis by the measured echo rounds: {stored} (answered {sent_echo})")
+    lines += [
+        "",
+        f"Ratio echo / bare: **{ratio:.2f}** ({verdict} the target of {TARGET_RATIO}); "
+        f"server CPU per request, bare / echo: {cpu_ratio:.2f}; "
+        f"jobs stored in Redis by the measured echo rounds: {stored} (answered {sent_echo}).",
+    ]
+    report = "\n".join(lines)
+    print("\n" + report)
+    if args.out is not None:
+        args.out.write_text(
+            f"# HTTP submission rate\n\n{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n\n{report}\n"
+        )
+        if args.out.resolve() == DEFAULT_OUT.resolve():
+            from benchmarks.report import fill
+
+            fill(ROOT / "README.md", "http", report)
     failed = any(r["non_202"] for rounds in results.values() for r in rounds)
     lost = stored < sent_echo if client == "wrk" else stored != sent_echo
     return 1 if failed or lost else 0

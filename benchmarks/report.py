@@ -22,6 +22,17 @@ COMMANDS_PER_JOB = 8.0
 ROUND_TRIPS_PER_JOB = 0.1
 
 
+def fill(readme: Path, marker: str, body: str) -> None:
+    """Replace what stands between ``<!-- MARKER:start -->`` and ``<!-- MARKER:end -->``."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = readme.read_text()
+    if start not in text or end not in text:
+        return
+    head, rest = text.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+
+
 def _get(result: dict[str, Any], *path: str) -> float | None:
     node: Any = result
     for part in path:

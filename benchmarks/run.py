@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import render
+from benchmarks.report import fill, render
 from benchmarks.systems import ALL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,16 +311,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def update_readme(report: str) -> None:
-    """Put the report between the README's ``latest`` markers (its title dropped)."""
-    readme = ROOT / "benchmarks" / "README.md"
-    start, end = "<!-- latest:start -->", "<!-- latest:end -->"
-    text = readme.read_text()
-    if start not in text or end not in text:
-        return
-    body = report.split("\n", 1)[1].strip().replace("\n## ", "\n### ")
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    readme.write_text(f"{head}{start}\n{body}\n{end}{tail}")
+    """Put the report between ``benchmarks/README.md``'s ``latest`` markers (its title
+    dropped), and its results and targets between the project README's ``bench`` markers."""
+    body = report.split("\n", 1)[1].strip()
+    fill(ROOT / "benchmarks" / "README.md", "latest", body.replace("\n## ", "\n### "))
+    sections = {part.split("\n", 1)[0]: part for part in ("\n" + body).split("\n## ")[1:]}
+    short = "\n\n".join(
+        "#### " + sections[title].strip()
+        for title in ("Results", "Targets (/work/shared/DESIGN.md)")
+        if title in sections
+    )
+    fill(ROOT / "README.md", "bench", short.replace("(/work/shared/DESIGN.md)", "(DESIGN.md)"))
 
 
 def summary(result: dict[str, Any]) -> str:

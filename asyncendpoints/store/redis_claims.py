@@ -21,7 +21,14 @@ from asyncendpoints.job import Claim, Lease
 from asyncendpoints.store import scripts
 from asyncendpoints.store.codec import claimed_job
 from asyncendpoints.store.keys import KeySpace
-from asyncendpoints.store.redis_io import blocking_replies, call_script, checkin, checkout, ms
+from asyncendpoints.store.redis_io import (
+    blocking_replies,
+    blpop_timeout,
+    call_script,
+    checkin,
+    checkout,
+    ms,
+)
 from asyncendpoints.types import JobName, WorkerId
 
 CHUNK = scripts.CHUNK
@@ -125,7 +132,7 @@ class RedisClaimer:
         share = max(1, min(CHUNK, count // len(names)))
         calls = [(name, self._call(worker_id, name, share, lease_seconds)) for name in names]
         commands: list[tuple[Any, ...]] = [
-            ("BLPOP", *(self.keys.notify(name) for name in names), f"{block:.3f}")
+            ("BLPOP", *(self.keys.notify(name) for name in names), blpop_timeout(block))
         ]
         commands += [("EVALSHA", self._script.sha, len(ks), *ks, *av) for _, (ks, av) in calls]
         pool = self._client.connection_pool
@@ -205,7 +212,7 @@ class RedisClaimer:
         return max(0.0, float(min(due) - (sec * 1000 + usec / 1000)) / 1000)
 
     async def _blpop(self, keys: list[str], block: float) -> bool:
-        command = ("BLPOP", *keys, f"{max(block, 0.001):.3f}")
+        command = ("BLPOP", *keys, blpop_timeout(block))
         [reply] = await blocking_replies(
             self._client, [command], block=block, timeout=self._timeout
         )

@@ -7,6 +7,7 @@ Kept apart from :mod:`asyncendpoints.store.redis` (the transitions) so each read
 from __future__ import annotations
 
 import functools
+import math
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, ParamSpec, TypeVar
@@ -116,6 +117,12 @@ async def return_idle(pool: Any) -> None:
     """Hand the kept connections back to the pool (before it is closed)."""
     for conn in _idle.pop(pool, []):
         await pool.release(conn)
+
+
+def blpop_timeout(seconds: float) -> str:
+    """BLPOP's timeout argument: ``seconds`` rounded up to whole milliseconds, at least
+    one (a timeout that formats as ``0.000`` would block forever)."""
+    return f"{max(1, math.ceil(seconds * 1000)) / 1000:.3f}"
 
 
 SMALL = 16 * 1024

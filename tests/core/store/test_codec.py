@@ -51,3 +51,13 @@ def test_claimed_job_matches_the_general_decoder() -> None:
         for worker in ("w-1", ""):
             expected = general(f, now, worker.encode(), 7)
             assert claimed_job(flat(f), float(now), worker, 7) == expected
+
+
+def test_blpop_timeout_never_blocks_forever() -> None:
+    """BLPOP 0 blocks forever: a wait of under half a millisecond must still time out."""
+    from asyncendpoints.store.redis_io import blpop_timeout
+
+    assert blpop_timeout(0.0) == "0.001"
+    assert blpop_timeout(0.0004) == "0.001"
+    assert blpop_timeout(0.0011) == "0.002"  # rounded up, never down
+    assert blpop_timeout(1.0) == "1.000"
