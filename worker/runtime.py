@@ -36,6 +36,7 @@ from worker.heartbeat import Heartbeat, Recovery
 from worker.identity import resolve_worker_id
 from worker.jobs import JobRunner
 from worker.metrics import COMPLETED, RELEASED, WorkerCollector, WorkerMetrics, build_registry
+from worker.tasks import cancel_and_wait
 
 log = logging.getLogger("asyncendpoints.worker")
 
@@ -43,28 +44,6 @@ IDLE_WAIT_SECONDS = 1.0
 """How long one ``wait_for_work`` blocks before the claim loop looks again."""
 CANCEL_WAIT_SECONDS = 2.0
 """How long shutdown waits for canceled jobs to unwind."""
-
-
-async def cancel_and_wait(tasks: Sequence[asyncio.Task[None]], timeout: float) -> None:
-    """Cancel ``tasks`` and wait until they are done, cancelling again while any runs on.
-
-    One cancellation is not always enough: a library's I/O can swallow it (seen with
-    redis-py 8's pipelines on Python 3.11: the heartbeat and recovery loops went on to
-    their next sleep), and a shutdown must not wait for such a task forever. Gives up
-    after ``timeout`` seconds and says so in the log.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    pending = {task for task in tasks if not task.done()}
-    while pending and loop.time() < deadline:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=0.05)
-    for task in tasks:
-        if task.done() and not task.cancelled():
-            task.exception()  # retrieved: a failure was logged where it happened
-    if pending:
-        log.warning("background tasks still running after shutdown", extra={"tasks": len(pending)})
 
 
 class Worker:

@@ -1,9 +1,10 @@
 """The worker's parts on their own: completion batcher, claim order, metrics, progress
-throttling, signal handling."""
+throttling, signal handling, stopping background tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -17,6 +18,7 @@ from worker.completions import CompletionBatcher, Item
 from worker.metrics import Histogram
 from worker.progress import MIN_INTERVAL, ProgressReporter
 from worker.signals import install_shutdown_handlers
+from worker.tasks import cancel_and_wait
 
 
 def lease(i: int) -> Lease:
@@ -193,3 +195,42 @@ async def test_first_signal_drains_and_the_second_stops_at_once() -> None:
         assert calls == ["graceful", "now"]
     finally:
         restore()
+
+
+async def test_cancel_and_wait_stops_a_task_that_swallowed_a_cancellation() -> None:
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(10)
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1  # as a library's I/O may: on to the next sleep
+
+    task = asyncio.get_running_loop().create_task(stubborn())
+    await asyncio.sleep(0)
+    await cancel_and_wait([task], timeout=2.0)
+    assert task.cancelled()
+    assert swallowed == 1
+
+
+async def test_cancel_and_wait_gives_up_after_its_timeout(caplog: pytest.LogCaptureFixture) -> None:
+    stop = asyncio.Event()
+
+    async def deaf() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(10)
+
+    task = asyncio.get_running_loop().create_task(deaf())
+    await asyncio.sleep(0)
+    await cancel_and_wait([task], timeout=0.2)
+    assert not task.done()
+    assert "background tasks still running after shutdown" in caplog.text
+    stop.set()
+    task.cancel()
+    await asyncio.wait([task], timeout=1.0)
+    assert task.done()
