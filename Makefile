@@ -50,6 +50,7 @@ bench: redis-server
 	$(BENCH_VENV)/bin/python -m benchmarks.run
 	@command -v wrk >/dev/null || scripts/install-debian-package wrk || true
 	$(BENCH_VENV)/bin/python benchmarks/http_submit.py
+	$(BENCH_VENV)/bin/python -m benchmarks.chaos
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
