@@ -1,38 +1,30 @@
 """A real Kubernetes control plane on loopback for the tests (no pytest in here).
 
-``scripts/k8s-testbed`` provides pinned ``etcd``, ``kube-apiserver``,
-``kube-controller-manager`` and ``helm`` binaries (or finds them through
-``KUBEBUILDER_ASSETS``); :class:`ControlPlane` runs them:
+:class:`ControlPlane` runs the binaries of ``scripts/k8s-testbed`` (:mod:`tests.k8s.binaries`):
 
 * etcd on two free loopback ports, its data in the control plane's work folder;
 * kube-apiserver with generated certificates (a CA, a serving certificate, an admin client
   certificate in ``system:masters``, a static admin bearer token), a service-account signing
-  key pair and RBAC authorization, on a free loopback port;
+  key pair and RBAC authorization, on a free loopback port (:mod:`tests.k8s.pki`);
 * optionally kube-controller-manager with its own client certificate and
   ``--use-service-account-credentials``, so Deployments roll out into ReplicaSets and Pods
   (no kubelet runs: pods stay Pending).
 
-Every process runs in a process group of its own and gets SIGKILL should the Python process
-that started it die (Linux ``PR_SET_PDEATHSIG``); :meth:`ControlPlane.stop` (also registered with
-``atexit``) terminates, then kills, each group.
+Each runs as a :class:`~tests.k8s.processes.ManagedProcess`; :meth:`ControlPlane.stop` (also
+run at exit) terminates, then kills, each process group. Also the process's one shared
+control plane and a throwaway one for a ``with`` block; what the tests import from the other
+modules is re-exported here.
 """
 
 from __future__ import annotations
 
-import atexit
-import base64
 import contextlib
-import datetime as dt
 import ipaddress
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
 import ssl
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -42,341 +34,25 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "scripts" / "k8s-testbed"
-CONTROL_PLANE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager")
+from tests.k8s.binaries import CONTROL_PLANE_BINARIES, K8sTestbedError, find_binaries, find_helm
+from tests.k8s.pki import Pki, new_api_client, write_kubeconfig
+from tests.k8s.processes import LIVE, ManagedProcess, free_port
+
+__all__ = [
+    "SERVICE_CLUSTER_IP_RANGE",
+    "ControlPlane",
+    "K8sTestbedError",
+    "acquire_shared_control_plane",
+    "control_plane",
+    "find_binaries",
+    "find_helm",
+    "free_port",
+    "new_api_client",
+    "release_shared_control_plane",
+    "write_kubeconfig",
+]
+
 SERVICE_CLUSTER_IP_RANGE = "10.0.0.0/24"
-
-
-class K8sTestbedError(RuntimeError):
-    """The control plane or its binaries cannot be had; the message says what is missing."""
-
-
-# --- binaries ------------------------------------------------------------------------------------
-def find_binaries(
-    *, build: bool = True, timeout: float = 3600, on_line: Callable[[str], None] | None = None
-) -> Path:
-    """Run ``scripts/k8s-testbed`` (building on a cold cache unless ``build`` is false).
-
-    Returns the folder holding the binaries; raises :class:`K8sTestbedError` with the script's
-    message when they cannot be had. ``on_line`` receives each progress line.
-    """
-    if not SCRIPT.is_file():
-        raise K8sTestbedError(f"{SCRIPT} is missing")
-    cmd = [sys.executable, str(SCRIPT)] + ([] if build else ["--check"])
-    # a group of its own, so that a timeout or Ctrl-C also ends the go builds it runs
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    lines: list[str] = []
-    timed_out = threading.Event()
-
-    def pump() -> None:
-        assert proc.stderr is not None
-        for line in proc.stderr:
-            lines.append(line.rstrip("\n"))
-            if on_line is not None:
-                on_line(line.rstrip("\n"))
-
-    def kill() -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-    def expire() -> None:
-        timed_out.set()
-        kill()
-
-    reader = threading.Thread(target=pump, daemon=True)
-    timer = threading.Timer(timeout, expire)
-    reader.start()
-    timer.start()
-    try:
-        assert proc.stdout is not None
-        out = proc.stdout.read()
-        proc.wait()
-    except BaseException:
-        kill()
-        proc.wait()
-        raise
-    finally:
-        timer.cancel()
-        reader.join(timeout=5)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
-    if timed_out.is_set():
-        raise K8sTestbedError(
-            f"scripts/k8s-testbed did not finish within {timeout:.0f} s:\n" + "\n".join(lines[-30:])
-        )
-    if proc.returncode != 0:
-        first = next((i for i, ln in enumerate(lines) if "ERROR:" in ln), max(len(lines) - 30, 0))
-        raise K8sTestbedError(
-            "\n".join(lines[first:]) or f"scripts/k8s-testbed exited {proc.returncode}"
-        )
-    folder = Path(out.strip().splitlines()[-1])
-    for name in CONTROL_PLANE_BINARIES:
-        if not (folder / name).is_file():
-            raise K8sTestbedError(f"scripts/k8s-testbed printed {folder}, which has no {name}")
-    return folder
-
-
-def find_helm(bindir: Path) -> Path:
-    """``helm`` next to the control-plane binaries, else the one on PATH."""
-    for cand in (bindir / "helm", shutil.which("helm")):
-        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
-            return Path(cand)
-    raise K8sTestbedError(f"no helm in {bindir} nor on PATH (scripts/k8s-testbed builds one)")
-
-
-# --- small utilities -----------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pdeathsig_preexec() -> Callable[[], None] | None:
-    """A preexec_fn that makes the child get SIGKILL when its parent dies (Linux only)."""
-    if sys.platform != "linux":
-        return None
-    try:
-        import ctypes
-
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    kill = int(signal.SIGKILL)
-
-    def preexec() -> None:  # between fork and exec: no imports, no allocation-heavy work
-        prctl(1, kill, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
-_PREEXEC = _pdeathsig_preexec()
-
-
-def tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-class ManagedProcess:
-    """A child process in a process group of its own, its output in a log file."""
-
-    def __init__(self, name: str, args: list[str], log_path: Path, cwd: Path) -> None:
-        self.name = name
-        self.args = args
-        self.log_path = log_path
-        with open(log_path, "ab") as log:
-            self.popen = subprocess.Popen(
-                args,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_PREEXEC,
-            )
-        self.pid = self.popen.pid
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the process group, SIGKILL it after ``grace`` seconds, reap the process."""
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.pid, sig)
-            try:
-                self.popen.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-        # a straggler in the group (there should be none) gets SIGKILL too
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-
-    def log_tail(self, lines: int = 40) -> str:
-        return tail(self.log_path, lines)
-
-
-# --- certificates --------------------------------------------------------------------------------
-class _Pki:
-    """A throwaway CA and the certificates and keys the control plane needs (``cryptography``)."""
-
-    def __init__(self, folder: Path) -> None:
-        try:
-            from cryptography import x509
-            from cryptography.hazmat.primitives import hashes, serialization
-            from cryptography.hazmat.primitives.asymmetric import ec, rsa
-            from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-        except ImportError as exc:  # pragma: no cover - a dev dependency
-            raise K8sTestbedError(
-                "the Python package `cryptography` is needed to make the test cluster's "
-                "certificates (pip install cryptography)"
-            ) from exc
-        self.x509, self.hashes, self.serialization = x509, hashes, serialization
-        self.ec, self.rsa, self.eku, self.name_oid = ec, rsa, ExtendedKeyUsageOID, NameOID
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.ca_key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "asyncendpoints-test-ca")])
-        self.ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(subject)
-            .public_key(self.ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self.ca_key, hashes.SHA256())
-        )
-        self.ca_file = self._write_cert("ca.crt", self.ca_cert)
-        self.ca_key_file = self._write_key("ca.key", self.ca_key)
-
-    def _write_cert(self, name: str, cert: Any) -> Path:
-        path = self.folder / name
-        path.write_bytes(cert.public_bytes(self.serialization.Encoding.PEM))
-        return path
-
-    def _write_key(self, name: str, key: Any) -> Path:
-        path = self.folder / name
-        path.write_bytes(
-            key.private_bytes(
-                self.serialization.Encoding.PEM,
-                self.serialization.PrivateFormat.PKCS8,
-                self.serialization.NoEncryption(),
-            )
-        )
-        path.chmod(0o600)
-        return path
-
-    def issue(
-        self,
-        name: str,
-        common_name: str,
-        *,
-        groups: tuple[str, ...] = (),
-        server: bool = False,
-        dns: tuple[str, ...] = (),
-        ips: tuple[str, ...] = (),
-    ) -> tuple[Path, Path]:
-        """A leaf certificate signed by the CA; returns (certificate file, key file)."""
-        x509, name_oid = self.x509, self.name_oid
-        key = self.ec.generate_private_key(self.ec.SECP256R1())
-        attrs = [x509.NameAttribute(name_oid.ORGANIZATION_NAME, g) for g in groups]
-        attrs.append(x509.NameAttribute(name_oid.COMMON_NAME, common_name))
-        now = dt.datetime.now(dt.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attrs))
-            .issuer_name(self.ca_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=7))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([self.eku.SERVER_AUTH if server else self.eku.CLIENT_AUTH]),
-                critical=False,
-            )
-        )
-        if dns or ips:
-            sans: list[Any] = [x509.DNSName(d) for d in dns]
-            sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        cert = builder.sign(self.ca_key, self.hashes.SHA256())
-        return self._write_cert(f"{name}.crt", cert), self._write_key(f"{name}.key", key)
-
-    def service_account_keys(self) -> tuple[Path, Path]:
-        """The RSA key pair that signs service-account tokens: (private key, public key)."""
-        key = self.rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pub = self.folder / "sa.pub"
-        pub.write_bytes(
-            key.public_key().public_bytes(
-                self.serialization.Encoding.PEM,
-                self.serialization.PublicFormat.SubjectPublicKeyInfo,
-            )
-        )
-        return self._write_key("sa.key", key), pub
-
-
-def _b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
-
-
-def write_kubeconfig(
-    path: Path,
-    server: str,
-    ca_file: Path,
-    *,
-    cert_file: Path | None = None,
-    key_file: Path | None = None,
-    token: str | None = None,
-    name: str = "asyncendpoints-test",
-) -> Path:
-    """A self-contained kubeconfig (certificates embedded) for one user of the test cluster."""
-    user: dict[str, str] = {}
-    if cert_file and key_file:
-        user["client-certificate-data"] = _b64(cert_file)
-        user["client-key-data"] = _b64(key_file)
-    if token:
-        user["token"] = token
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {
-                "name": name,
-                "cluster": {"server": server, "certificate-authority-data": _b64(ca_file)},
-            }
-        ],
-        "users": [{"name": name, "user": user}],
-        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
-        "current-context": name,
-        "preferences": {},
-    }
-    # JSON is YAML: no YAML library needed to write it
-    path.write_text(json.dumps(config, indent=2) + "\n")
-    path.chmod(0o600)
-    return path
-
-
-def new_api_client(kubeconfig: Path | str) -> Any:
-    """An authenticated ``kubernetes.client.ApiClient`` for a kubeconfig (close it when done)."""
-    from kubernetes import config
-
-    return config.new_client_from_config(config_file=str(kubeconfig))
-
-
-# --- the control plane ---------------------------------------------------------------------------
-_LIVE: set[ControlPlane] = set()
-
-
-@atexit.register
-def _stop_all() -> None:
-    for plane in list(_LIVE):
-        plane.stop()
 
 
 class ControlPlane:
@@ -400,7 +76,7 @@ class ControlPlane:
         self.etcd_url = ""
         self.admin_token = secrets.token_hex(24)
         self._lock = threading.Lock()
-        self.pki: _Pki | None = None
+        self.pki: Pki | None = None
 
     # -- lifecycle
     def __enter__(self) -> ControlPlane:
@@ -438,7 +114,7 @@ class ControlPlane:
         return self.workdir / "pki" / "admin.key"
 
     def start(self, timeout: float = 90.0) -> ControlPlane:
-        _LIVE.add(self)
+        LIVE.add(self)
         try:
             self._make_pki()
             self._start_etcd(timeout=30.0)
@@ -455,7 +131,7 @@ class ControlPlane:
                 proc = self.processes.get(name)
                 if proc is not None:
                     proc.stop()
-            _LIVE.discard(self)
+            LIVE.discard(self)
             if os.environ.get("ASYNCENDPOINTS_KEEP_K8S_TESTBED") == "1":
                 return
             # a work folder we made goes entirely; a given one keeps its logs and certificates
@@ -464,7 +140,7 @@ class ControlPlane:
 
     # -- pieces
     def _make_pki(self) -> None:
-        pki = _Pki(self.workdir / "pki")
+        pki = Pki(self.workdir / "pki")
         service_ip = str(next(ipaddress.ip_network(SERVICE_CLUSTER_IP_RANGE).hosts()))
         self.serving = pki.issue(
             "apiserver",
