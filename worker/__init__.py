@@ -11,8 +11,9 @@ Modules: :mod:`worker.runtime` (the :class:`Worker`: claim loop, lifecycle, shut
 (the order of names to claim from), :mod:`worker.completions` (the batcher),
 :mod:`worker.heartbeat` (leases, registration, recovery), :mod:`worker.progress`,
 :mod:`worker.health`, :mod:`worker.metrics`, :mod:`worker.identity`,
-:mod:`worker.signals`, :mod:`worker.tasks` (stopping background tasks), :mod:`worker.service` (the command and the embedded worker of
-``asyncendpoints dev``). See ``docs/worker.md``.
+:mod:`worker.signals`, :mod:`worker.tasks` (stopping background tasks),
+:mod:`worker.service` (the command and the embedded worker of ``asyncendpoints dev``).
+See ``docs/worker.md``.
 
 It imports the core package ``asyncendpoints`` only.
 """
