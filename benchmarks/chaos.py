@@ -1,6 +1,6 @@
 """Recovery under chaos: worker processes SIGKILLed at random while 10,000 jobs run.
 
-``python -m benchmarks.chaos [--jobs 10000] [--workers 3] [--kills 8] [--job-ms 5]``
+``python -m benchmarks.chaos [--jobs 10000] [--workers 3] [--kills 8] [--job-ms 50]``
 
 One throwaway ``redis-server``; ``--workers`` real ``asyncendpoints worker`` processes (each
 with a worker id of its own, as pods have); N jobs enqueued with ``submit_many``. While the
@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=3)
     p.add_argument("--kills", type=int, default=8)
-    p.add_argument("--job-ms", type=float, default=5.0, help="each handler's sleep")
+    p.add_argument("--job-ms", type=float, default=50.0, help="each handler's sleep")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--timeout", type=float, default=300.0)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
