@@ -3,7 +3,7 @@
 Layout, for the default prefix ``ae`` and a job name ``report`` whose tag is
 ``t = name_tag("report")`` (8 hex digits, also the first 8 characters of its job ids).
 Keys of one name share the hash tag ``{t}``, so every Lua script touches one hash slot
-and the store runs unchanged on Redis Cluster:
+(the groundwork for sharding by name on Redis Cluster; see the README's key layout):
 
 ====================================  ======  ==================================================
 key                                   type    holds
