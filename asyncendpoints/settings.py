@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, RedisDsn, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from asyncendpoints.types import REDIS_URL, RedisUrl
 
 DEFAULT_SENSITIVE_HEADERS = (
     "authorization",
@@ -51,9 +53,12 @@ class Settings(BaseSettings):
     )
 
     # --- the store -------------------------------------------------------------------
-    redis_url: RedisDsn | None = Field(
+    redis_url: RedisUrl | None = Field(
         default=None,
-        description="Redis DSN (redis://, rediss://, unix://). None: the in-memory store.",
+        description=(
+            "Redis DSN (redis://, rediss://, unix://, or redis+sentinel://host:26379,.../"
+            "<primary>/<db>). None: the in-memory store."
+        ),
     )
     redis_url_file: Path | None = Field(
         default=None, description="A file holding the Redis DSN (a mounted Secret)."
@@ -143,7 +148,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _read_files(self) -> Settings:
         if self.redis_url is None and self.redis_url_file is not None:
-            self.redis_url = RedisDsn(self.redis_url_file.read_text().strip())
+            self.redis_url = REDIS_URL.validate_python(self.redis_url_file.read_text().strip())
         if self.auth_tokens_file is not None:
             extra = [t.strip() for t in self.auth_tokens_file.read_text().splitlines()]
             self.auth_tokens = [*self.auth_tokens, *(SecretStr(t) for t in extra if t)]

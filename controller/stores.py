@@ -11,11 +11,12 @@ import asyncio
 import logging
 from collections.abc import Callable
 
-from pydantic import RedisDsn, ValidationError
+from pydantic import ValidationError
 
 from asyncendpoints.errors import ConfigurationError, StoreUnavailableError
 from asyncendpoints.settings import Settings
 from asyncendpoints.store import JobStore, make_store
+from asyncendpoints.types import REDIS_URL
 from controller.kube import Kube
 from controller.spec import RedisRef
 
@@ -38,7 +39,9 @@ def redis_factory(settings: Settings) -> StoreFactory:
 
     def make(url: str, prefix: str) -> JobStore:
         return make_store(
-            settings.model_copy(update={"redis_url": RedisDsn(url), "key_prefix": prefix})
+            settings.model_copy(
+                update={"redis_url": REDIS_URL.validate_python(url), "key_prefix": prefix}
+            )
         )
 
     return make

@@ -59,7 +59,7 @@ from asyncendpoints.store.codec import (
 )
 from asyncendpoints.store.keys import KeySpace
 from asyncendpoints.store.redis_claims import RedisClaimer
-from asyncendpoints.store.redis_io import Call, guard, make_client, ms, return_idle, run_scripts
+from asyncendpoints.store.redis_io import Call, close_client, guard, make_client, ms, run_scripts
 from asyncendpoints.store.redis_workers import RedisWorkerRegistry
 from asyncendpoints.types import JobId, JobName, JSONBytes, WorkerId
 
@@ -133,8 +133,7 @@ class RedisJobStore:
     async def close(self) -> None:
         if self._owned and not self._closed:
             self._closed = True
-            await return_idle(self._client.connection_pool)
-            await self._client.aclose()
+            await close_client(self._client)
 
     @guard
     async def ping(self) -> None:

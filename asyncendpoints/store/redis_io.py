@@ -15,10 +15,12 @@ from typing import Any, ParamSpec, TypeVar
 import redis.asyncio as aioredis
 from redis import exceptions as rex
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 
-from asyncendpoints.errors import StoreUnavailableError
+from asyncendpoints.errors import ConfigurationError, StoreUnavailableError
+from asyncendpoints.types import REDIS_URL, SENTINEL_SCHEMES
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -58,19 +60,71 @@ def make_client(url: str, timeout: float, max_connections: int) -> aioredis.Redi
     ``max_connections`` a caller waits (up to ``timeout``) for a connection instead of
     failing, as redis-py's default pool does. One retry on a connection error only (a
     pooled connection that a Redis restart closed); never on a timeout: the command may
-    have run already."""
-    backoff = ExponentialWithJitterBackoff(cap=0.5, base=0.05)
+    have run already. A ``redis+sentinel://`` URL gets :func:`sentinel_client`."""
+    if url.partition("://")[0] in SENTINEL_SCHEMES:
+        return sentinel_client(url, timeout, max_connections)
     pool = aioredis.BlockingConnectionPool.from_url(
-        url,
-        max_connections=max_connections,
-        timeout=timeout,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        retry=Retry(backoff, 1, (rex.ConnectionError,)),
-        retry_on_error=[rex.ConnectionError],  # pipelines retry only with this
-        decode_responses=False,
+        url, max_connections=max_connections, timeout=timeout, **_options(timeout)
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def _options(timeout: float) -> dict[str, Any]:
+    backoff = ExponentialWithJitterBackoff(cap=0.5, base=0.05)
+    return {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(backoff, 1, (rex.ConnectionError,)),
+        "retry_on_error": [rex.ConnectionError],  # pipelines retry only with this
+        "decode_responses": False,
+    }
+
+
+def sentinel_client(url: str, timeout: float, max_connections: int) -> aioredis.Redis:
+    """A client of the primary that the Sentinels of ``url`` name.
+
+    ``redis+sentinel://[[user]:password@]host:port[,host:port...]/<primary name>[/<db>]``
+    (``rediss+sentinel`` for TLS to the primary). Every new connection asks the Sentinels
+    where the primary is; after a failover, a connection to the demoted primary fails its
+    request (READONLY, or the connection drops) and is replaced by one to the new primary.
+    The password is the primary's; the Sentinels are asked without one.
+    """
+    parsed = REDIS_URL.validate_python(url)
+    hosts = parsed.hosts()
+    name, _, db = (parsed.path or "").strip("/").partition("/")
+    if not name or not hosts:
+        raise ConfigurationError(
+            "a Sentinel URL names its Sentinels and the primary: "
+            "redis+sentinel://host:26379[,host:26379...]/<primary name>[/<db>]"
+        )
+    if db and not db.isdigit():
+        raise ConfigurationError(f"the database of a Sentinel URL is a number, not {db!r}")
+    sentinel = Sentinel(
+        [(h["host"] or "localhost", h["port"] or 26379) for h in hosts],
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
+    client: aioredis.Redis = sentinel.master_for(
+        name,
+        db=int(db or 0),
+        username=hosts[0]["username"],
+        password=hosts[0]["password"],
+        ssl=parsed.scheme.startswith("rediss"),
+        max_connections=max_connections,
+        **_options(timeout),
+    )
+    return client
+
+
+async def close_client(client: aioredis.Redis) -> None:
+    """Close ``client``: the connections :func:`checkin` keeps, its pool, and the
+    Sentinel clients behind a :func:`sentinel_client`."""
+    pool = client.connection_pool
+    await return_idle(pool)
+    await client.aclose()
+    manager = getattr(pool, "sentinel_manager", None)
+    for sentinel in getattr(manager, "sentinels", ()):
+        await sentinel.aclose()
 
 
 def ms(seconds: float) -> int:

@@ -30,7 +30,7 @@ def test_environment_and_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASYNCENDPOINTS_WORKER_NAMES", "a, b")
     monkeypatch.setenv("ASYNCENDPOINTS_SENSITIVE_HEADERS", '["X-Secret"]')
     settings = Settings()
-    assert settings.redis_url is not None and settings.redis_url.port == 6380
+    assert settings.redis_url is not None and settings.redis_url.hosts()[0]["port"] == 6380
     assert settings.worker_names == ["a", "b"]
     assert settings.sensitive_headers == ["x-secret"]
 
@@ -62,3 +62,13 @@ def test_bad_values_are_refused(monkeypatch: pytest.MonkeyPatch, variable: str, 
     monkeypatch.setenv(variable, value)
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_sentinel_dsn_names_its_sentinels_and_the_primary() -> None:
+    settings = Settings(redis_url="redis+sentinel://:pw@10.0.0.1:26379,10.0.0.2:26380/ae/2")
+    assert settings.redis_url is not None
+    assert [(h["host"], h["port"]) for h in settings.redis_url.hosts()] == [
+        ("10.0.0.1", 26379),
+        ("10.0.0.2", 26380),
+    ]
+    assert settings.redis_url.path == "/ae/2"
