@@ -30,6 +30,17 @@ def wait_for_pong(port: int, what: str, timeout: float = 10.0) -> None:
     raise RuntimeError(f"{what} did not answer on port {port}")
 
 
+def terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL after 5 s; nothing when the process is gone already."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
 class RedisServer:
     """Start, stop and restart a throwaway redis-server (no persistence)."""
 
@@ -77,13 +88,7 @@ class RedisServer:
         wait_for_pong(self.port, "redis-server")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process)
         self.process = None
 
     def kill(self) -> None:
@@ -139,11 +144,5 @@ class RedisSentinel:
         wait_for_pong(self.port, "the Sentinel")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        terminate(self.process)
         self.process = None
