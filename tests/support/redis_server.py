@@ -30,6 +30,17 @@ def wait_for_pong(port: int, what: str, timeout: float = 10.0) -> None:
     raise RuntimeError(f"{what} did not answer on port {port}")
 
 
+def redis_server_binary() -> str:
+    """The path of ``redis-server``; a RuntimeError that says how to get it when missing."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError(
+            "redis-server is not installed: `apt-get install redis-server` "
+            "(the Debian package), or run `make test`, which installs it"
+        )
+    return binary
+
+
 def terminate(process: subprocess.Popen[bytes] | None) -> None:
     """SIGTERM, then SIGKILL after 5 s; nothing when the process is gone already."""
     if process is not None and process.poll() is None:
@@ -45,13 +56,7 @@ class RedisServer:
     """Start, stop and restart a throwaway redis-server (no persistence)."""
 
     def __init__(self, port: int | None = None, *, replica_of: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed: `apt-get install redis-server` "
-                "(the Debian package), or run `make test`, which installs it"
-            )
-        self.binary = binary
+        self.binary = redis_server_binary()
         self.port = port or free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ae-redis-"))
         self.replica_of = replica_of
@@ -111,13 +116,7 @@ class RedisSentinel:
     """
 
     def __init__(self, primary_port: int, name: str = "ae") -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError(
-                "redis-server is not installed (it runs the Sentinel too): "
-                "`apt-get install redis-server`, or run `make test`, which installs it"
-            )
-        self.binary = binary
+        self.binary = redis_server_binary()  # it runs the Sentinel too
         self.name = name
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="ae-sentinel-"))

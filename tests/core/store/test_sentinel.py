@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -56,13 +56,10 @@ async def store(sentinel: RedisSentinel, key_prefix: str) -> AsyncIterator[Redis
     await made.close()
 
 
-async def until(check: object, what: str, timeout: float = 15.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        result = check() if callable(check) else check  # type: ignore[operator]
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
+        if await check():
             return
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout} s waiting for {what}")
@@ -116,20 +113,15 @@ async def test_the_store_follows_a_failover_and_keeps_what_was_replicated(
         # (Redis replicates asynchronously: what it takes then is lost when it resyncs).
         await until(demoted, "the Sentinel to turn the old primary into a replica")
 
-    async def created() -> str | None:
-        try:
-            [job] = await store.create_many([NewJob.build(NAME, b"{}")])
-        except StoreUnavailableError:
-            return None  # the demoted primary answered READONLY: the next try reconnects
-        return job.id
-
     after: list[str] = []
 
     async def create_after() -> bool:
-        job_id = await created()
-        if job_id is not None:
-            after.append(job_id)
-        return bool(after)
+        try:
+            [job] = await store.create_many([NewJob.build(NAME, b"{}")])
+        except StoreUnavailableError:
+            return False  # the demoted primary answered READONLY: the next try reconnects
+        after.append(job.id)
+        return True
 
     await until(create_after, "a job stored after the failover")
     assert (await store.get(before.id)).status is JobStatus.QUEUED  # replicated, not lost
